@@ -1,0 +1,143 @@
+"""Command line: python -m backend [--host HOST] [--port PORT] | --fd N."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import warnings
+
+import uvicorn
+from jwt.warnings import InsecureKeyLengthWarning
+
+from .app import create_app
+from .config import Config, ConfigError
+
+log = logging.getLogger("backend")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m backend",
+        description="Run the reference chat backend. Settings come from environment variables "
+        "(DATABASE_URL, REDIS_URL and JWT_SECRET are required).",
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, help="TCP port to bind (default 8000)")
+    parser.add_argument("--fd", type=_fd, help="serve on this already-bound, listening TCP socket inherited "
+                        "from the parent, instead of binding --host/--port")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default info")
+    args = parser.parse_args(argv)
+    if args.fd is not None and (args.host is not None or args.port is not None):
+        parser.error("--fd serves an inherited socket; it cannot be combined with --host or --port")
+    return args
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; expected a number from 0 to 65535")
+    return int(text)
+
+
+def _fd(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file descriptor; expected a non-negative number")
+    return int(text)
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening socket behind `fd`, with its real family.
+
+    uvicorn's own `fd` option wraps the descriptor as AF_UNIX whatever it is, which makes
+    asyncio skip TCP_NODELAY on every accepted connection; handing uvicorn a socket
+    object that knows it is TCP avoids that.
+    """
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise SystemExit(f"error: --fd {fd} is not an open socket ({exc.strerror}); expected a listening TCP socket")
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        raise SystemExit(f"error: --fd {fd} is not a listening stream socket; call listen() on it before passing it")
+    return sock
+
+
+class RedactQueryStrings(logging.Filter):
+    """Drop query strings from uvicorn's request lines.
+
+    Tokens are never read from URLs, but a client may still put one there; it must not
+    reach the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] + "?[redacted]" if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+class DropSpuriousHandshakeError(logging.Filter):
+    """uvicorn's websockets-sansio logs this at ERROR after every denial response, though
+    the client got the response (Kludex/uvicorn PR #3138). /ws always accepts or denies,
+    so here the line never means anything.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "ASGI callable returned without completing handshake."
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactQueryStrings())
+    logging.getLogger("uvicorn.error").addFilter(DropSpuriousHandshakeError())
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if len(config.jwt_secret.encode()) < 32:
+        log.warning("JWT_SECRET is shorter than 32 bytes; use a long random secret outside of tests")
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # said once above, not per token
+
+    sockets = None
+    if args.fd is not None:
+        sockets = [inherited_socket(args.fd)]
+        log.info("serving on inherited socket fd %d at %s", args.fd, sockets[0].getsockname())
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=args.host or "127.0.0.1",
+            port=8000 if args.port is None else args.port,
+            ws="websockets-sansio",
+            ws_max_size=config.max_message_bytes,
+            ws_ping_interval=config.heartbeat_interval_seconds,
+            ws_ping_timeout=config.heartbeat_timeout_seconds,
+            lifespan="on",
+            log_config=None,  # keep the root logger configured above
+            log_level=args.log_level,
+            server_header=False,
+            # A peer that stops reading holds its socket open until this runs out.
+            timeout_graceful_shutdown=2,
+        )
+    )
+    # On SIGTERM/SIGINT uvicorn closes the sockets, then the lifespan closes pools and Redis.
+    # Afterwards uvicorn re-raises the signal under the previous handler: make that an
+    # ordinary exit, so a graceful stop ends with status 0 either way.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

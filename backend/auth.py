@@ -1,0 +1,218 @@
+"""Authentication: password hashing, POST /auth/register and /auth/login, socket handshakes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from typing import Any
+
+import asyncpg
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+
+from . import db
+from .config import Config
+from .tokens import Identity, issue_access_token, new_refresh_token, verify_access_token
+
+PLANS = ("free", "pro", "enterprise")
+DEVICE_TYPES = ("laptop_browser", "mobile_browser", "desktop_app", "tablet_browser")
+SUBPROTOCOL_MARKER = "jwt-auth"
+SUBPROTOCOL_PREFIX = "jwt."
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+MAX_PASSWORD_CHARS = 1024
+MAX_DISPLAY_NAME_CHARS = 100
+
+# scrypt at N=2**14, r=8: 16 MiB and a few tens of milliseconds per hash, run off the event loop.
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
+
+
+def hash_password(password: str) -> str:
+    """'scrypt$N$r$p$salt$hash' with a fresh random salt, both base64."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN)
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(actual, expected)
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    # Checked against when the email is unknown, so both refusals take the same time.
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# HTTP endpoints ------------------------------------------------------------------------
+
+class InvalidRequest(Exception):
+    """The request body is unusable; the message names the field and what was expected."""
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+async def register(request: Request) -> JSONResponse:
+    try:
+        body = await _json_object(request)
+        email = _email(body)
+        password = _password(body)
+        display_name = _display_name(body, default=email.split("@", 1)[0])
+        plan = _choice(body, "plan", PLANS, default="free")
+        device_type = _choice(body, "device_type", DEVICE_TYPES, default="laptop_browser")
+    except InvalidRequest as exc:
+        return error(422, "invalid_request", str(exc))
+    state = request.app.state
+    password_hash = await asyncio.to_thread(hash_password, password)
+    refresh_token, refresh_hash = new_refresh_token()
+    try:
+        user_id, session_id = await db.create_user(
+            state.pool, email=email, password_hash=password_hash, display_name=display_name,
+            plan=plan, device_type=device_type, refresh_token_hash=refresh_hash,
+        )
+    except db.EmailTaken:
+        return error(409, "email_taken", "an account with this email already exists")
+    return _token_document(state.config, Identity(user_id, session_id), refresh_token, status=201)
+
+
+async def login(request: Request) -> JSONResponse:
+    try:
+        body = await _json_object(request)
+        email = _email(body)
+        password = _password(body)
+        device_type = _choice(body, "device_type", DEVICE_TYPES)
+    except InvalidRequest as exc:
+        return error(422, "invalid_request", str(exc))
+    state = request.app.state
+    user = await db.find_user(state.pool, email)
+    stored = user["password_hash"] if user else _unknown_user_hash()
+    password_ok = await asyncio.to_thread(verify_password, password, stored)
+    if user is None or not password_ok:
+        return error(401, "invalid_credentials", "the email or password is incorrect")
+    refresh_token, refresh_hash = new_refresh_token()
+    session_id = await db.create_session(state.pool, user["id"], device_type, refresh_hash)
+    return _token_document(state.config, Identity(user["id"], session_id), refresh_token, status=200)
+
+
+def _token_document(config: Config, identity: Identity, refresh_token: str, status: int) -> JSONResponse:
+    document = {
+        "user_id": str(identity.user_id),
+        "session_id": str(identity.session_id),
+        "access_token": issue_access_token(config, identity),
+        "refresh_token": refresh_token,
+        "token_type": "bearer",
+        "expires_in": config.access_token_ttl_seconds,
+    }
+    return JSONResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON; expected a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body is not a JSON object; expected an object with the fields email and password")
+    return body
+
+
+def _email(body: dict[str, Any]) -> str:
+    value = body.get("email")
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.fullmatch(value.strip()):
+        raise InvalidRequest("email is missing or malformed; expected an address like name@example.com")
+    return value.strip()
+
+
+def _password(body: dict[str, Any]) -> str:
+    value = body.get("password")
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("password is missing or empty; expected a non-empty string")
+    if len(value) > MAX_PASSWORD_CHARS:
+        raise InvalidRequest(f"password is too long; expected at most {MAX_PASSWORD_CHARS} characters")
+    return value
+
+
+def _display_name(body: dict[str, Any], default: str) -> str:
+    value = body.get("display_name")
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_DISPLAY_NAME_CHARS:
+        raise InvalidRequest(f"display_name is malformed; expected 1 to {MAX_DISPLAY_NAME_CHARS} characters")
+    return value.strip()
+
+
+def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+    value = body.get(name)
+    if value is None and default is not None:
+        return default
+    if value not in allowed:
+        got = "missing" if value is None else f"{value!r}"
+        raise InvalidRequest(f"{name} is {got}; expected one of {', '.join(allowed)}")
+    return value
+
+
+# Socket handshakes ---------------------------------------------------------------------
+
+def handshake_token(conn: HTTPConnection) -> str | None:
+    """The access token a handshake carries (contract section 4), or None.
+
+    Carriers are tried in a fixed order: Authorization header, `jwt.<token>` subprotocol,
+    base64url token next to the `jwt-auth` marker. The query string is never read.
+    """
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    offered = offered_subprotocols(conn)
+    for protocol in offered:
+        if protocol.startswith(SUBPROTOCOL_PREFIX) and len(protocol) > len(SUBPROTOCOL_PREFIX):
+            return protocol[len(SUBPROTOCOL_PREFIX):]
+    if SUBPROTOCOL_MARKER in offered:
+        for protocol in offered:
+            if protocol != SUBPROTOCOL_MARKER and BASE64URL.fullmatch(protocol):
+                try:
+                    decoded = base64.urlsafe_b64decode(protocol + "=" * (-len(protocol) % 4)).decode("ascii")
+                except (binascii.Error, UnicodeDecodeError):
+                    continue
+                if COMPACT_JWT.fullmatch(decoded):
+                    return decoded
+    return None
+
+
+def offered_subprotocols(conn: HTTPConnection) -> list[str]:
+    return list(conn.scope.get("subprotocols") or [])
+
+
+def selected_subprotocol(conn: HTTPConnection) -> str | None:
+    """Only ever the marker: a protocol that carries a token is never echoed back."""
+    return SUBPROTOCOL_MARKER if SUBPROTOCOL_MARKER in offered_subprotocols(conn) else None
+
+
+async def authenticate_handshake(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Identity | None:
+    """The identity of a valid token whose session is live, else None, whatever the cause."""
+    token = handshake_token(conn)
+    identity = verify_access_token(config, token) if token else None
+    if identity is None or not await db.touch_session(pool, identity.user_id, identity.session_id):
+        return None
+    return identity

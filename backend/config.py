@@ -1,0 +1,94 @@
+"""Configuration: one frozen dataclass, built and validated from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MODES = ("development", "production")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what was expected."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # URLs may carry passwords and the secret signs tokens: keep them out of repr().
+    database_url: str = field(repr=False)
+    redis_url: str = field(repr=False)
+    jwt_secret: str = field(repr=False)
+    jwt_issuer: str = "reference-backend"
+    jwt_audience: str = "chat-clients"
+    mode: str = "production"
+    access_token_ttl_seconds: int = 900
+    heartbeat_interval_seconds: int = 25
+    heartbeat_timeout_seconds: int = 20
+    handshake_timeout_seconds: int = 10
+    max_connections_per_user: int = 3
+    max_message_bytes: int = 8192
+    messages_per_minute: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
+        """Read every setting from `env`; raise ConfigError on the first bad one."""
+        return cls(
+            database_url=_url(env, "DATABASE_URL", ("postgresql://", "postgres://")),
+            redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
+            jwt_secret=_required(env, "JWT_SECRET", "the HS256 signing secret for access tokens"),
+            jwt_issuer=_text(env, "JWT_ISSUER", "reference-backend"),
+            jwt_audience=_text(env, "JWT_AUDIENCE", "chat-clients"),
+            mode=_choice(env, "BACKEND_MODE", MODES, "production"),
+            access_token_ttl_seconds=_positive(env, "ACCESS_TOKEN_TTL_SECONDS", 900),
+            heartbeat_interval_seconds=_positive(env, "HEARTBEAT_INTERVAL_SECONDS", 25),
+            heartbeat_timeout_seconds=_positive(env, "HEARTBEAT_TIMEOUT_SECONDS", 20),
+            handshake_timeout_seconds=_positive(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
+            max_connections_per_user=_positive(env, "MAX_CONNECTIONS_PER_USER", 3),
+            max_message_bytes=_positive(env, "MAX_MESSAGE_BYTES", 8192),
+            messages_per_minute=_positive(env, "MESSAGES_PER_MINUTE", 30),
+        )
+
+
+def _required(env: Mapping[str, str], name: str, meaning: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set; expected {meaning}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    value = _required(env, name, "a URL starting with " + " or ".join(schemes))
+    if not value.startswith(schemes):
+        scheme = value.split(":", 1)[0] if ":" in value else value[:20]
+        raise ConfigError(f"{name} has scheme {scheme!r}; expected a URL starting with " + " or ".join(schemes))
+    return value
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name)
+    if value is None:
+        return default
+    if not value.strip():
+        raise ConfigError(f"{name} is empty; expected a non-empty string (default {default!r})")
+    return value.strip()
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, default).strip()
+    if value not in choices:
+        raise ConfigError(f"{name} is {value!r}; expected one of {', '.join(choices)}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name} is {raw!r}; expected a positive whole number (default {default})")
+    return value

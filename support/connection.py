@@ -1,0 +1,208 @@
+"""A WebSocket connection that records every frame, for checks and for the report."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from .leaks import LeakDetector, Party
+from .redaction import describe_token
+
+# The three ways a client may present its token (docs/contract.md, section 4).
+CARRIERS = ("bearer header", "prefixed subprotocol", "encoded subprotocol")
+MARKER_PROTOCOL = "jwt-auth"
+
+
+@dataclass
+class Frame:
+    """One entry of a transcript: a frame sent or received, or a handshake or close event."""
+
+    direction: str  # "sent", "received", "handshake", "closed"
+    at: float       # wall-clock time
+    text: str
+
+    @property
+    def message(self) -> dict | None:
+        """The frame as a JSON object, or None if it is not one."""
+        try:
+            value = json.loads(self.text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def type(self) -> str | None:
+        return (self.message or {}).get("type")
+
+    @property
+    def id(self) -> Any:
+        return (self.message or {}).get("id")
+
+
+class HandshakeRefused(Exception):
+    """The target answered the upgrade request with an HTTP refusal."""
+
+    def __init__(self, status: int, body: str):
+        super().__init__(f"handshake refused with HTTP {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+
+
+def handshake_for(carrier: str | None, token: str | None) -> dict:
+    """The request headers and offered subprotocols that carry ``token`` as ``carrier`` says."""
+    if carrier is None or token is None:
+        return {}
+    if carrier == "bearer header":
+        return {"additional_headers": {"Authorization": f"Bearer {token}"}}
+    if carrier == "prefixed subprotocol":
+        return {"subprotocols": [MARKER_PROTOCOL, f"jwt.{token}"]}
+    if carrier == "encoded subprotocol":
+        encoded = base64.urlsafe_b64encode(token.encode()).rstrip(b"=").decode()
+        return {"subprotocols": [MARKER_PROTOCOL, encoded]}
+    raise ValueError(f"unknown token carrier {carrier!r}; expected one of {', '.join(CARRIERS)}")
+
+
+class RecordedConnection:
+    """An open socket of one party, read continuously by a background task.
+
+    Every received frame is timestamped, appended to the transcript and shown to the leak
+    detector as it arrives, whether or not a step is waiting for it.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, owner: Party, detector: LeakDetector):
+        self.owner = owner
+        self.transcript: list[Frame] = []
+        self.subprotocol: str | None = None
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self._detector = detector
+        self._socket = None
+        self._reader: asyncio.Task | None = None
+        self._changed = asyncio.Condition()
+        self._label = str(owner).lower().replace("'s ", "-").replace(" ", "-")
+
+    # -- opening and closing -------------------------------------------------------------
+
+    async def open(self, url: str, *, carrier: str | None, token: str | None,
+                   timeout: float, origin: str | None = None) -> "RecordedConnection":
+        """Perform the handshake; raise HandshakeRefused if the target refuses it."""
+        shown = describe_token(token) if token else "no token"
+        self._record("handshake", f"GET {url} carrier={carrier or 'none'} {shown}")
+        try:
+            self._socket = await connect(
+                url, open_timeout=timeout, ping_interval=None, max_size=None,
+                origin=origin, **handshake_for(carrier, token))
+        except InvalidStatus as refused:
+            response = refused.response
+            body = response.body.decode("utf-8", "replace") if response.body else ""
+            self._record("handshake", f"refused: HTTP {response.status_code} {body}")
+            raise HandshakeRefused(response.status_code, body) from None
+        self.subprotocol = self._socket.subprotocol
+        self._record("handshake", f"accepted: subprotocol={self.subprotocol}")
+        self._reader = asyncio.get_running_loop().create_task(self._read(), name=f"read {self.owner}")
+        return self
+
+    async def close(self) -> None:
+        if self._socket is not None and self.close_code is None:
+            await self._socket.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    @property
+    def is_open(self) -> bool:
+        return self._socket is not None and self.close_code is None
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._socket:
+                if isinstance(message, bytes):
+                    message = "<binary frame, %d bytes>" % len(message)
+                self._record("received", message)
+                self._detector.inspect(self.owner, message)
+                async with self._changed:
+                    self._changed.notify_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self._socket.close_code or 1006
+            self.close_reason = self._socket.close_reason or ""
+            self._record("closed", f"code={self.close_code} reason={self.close_reason!r}")
+            async with self._changed:
+                self._changed.notify_all()
+
+    # -- talking -----------------------------------------------------------------------
+
+    def next_id(self, purpose: str) -> str:
+        return f"{self._label}-{purpose}-{next(self._ids)}"
+
+    async def send(self, message: dict | str) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        self._record("sent", text)
+        await self._socket.send(text)
+
+    async def wait_for(self, matches: Callable[[Frame], bool], what: str, timeout: float,
+                       since: int = 0) -> Frame:
+        """The first received frame from transcript index ``since`` on that ``matches``.
+
+        Fails with a message naming the party and what was awaited, if it does not arrive
+        within ``timeout`` seconds or the socket closes first.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self._changed:
+            while True:
+                for frame in self.transcript[since:]:
+                    if frame.direction == "received" and matches(frame):
+                        return frame
+                if self.close_code is not None:
+                    raise AssertionError(
+                        f"{self.owner} was waiting for {what}, but the socket closed "
+                        f"(code {self.close_code}, {self.close_reason!r})")
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise AssertionError(f"{self.owner} did not receive {what} within {timeout:g} s")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def fence(self, timeout: float, backstop: float) -> str | None:
+        """Prove the delivery path is drained: a fence through the fan-out, then a backstop.
+
+        Every event the target published for this socket before the fence has arrived once
+        the fence is back (docs/contract.md, section 6); the backstop gives anything sent
+        outside that path a short, bounded chance to show up.
+        """
+        if not self.is_open:
+            return None
+        fence_id = self.next_id("fence")
+        since = len(self.transcript)
+        await self.send({"type": "fence", "id": fence_id, "payload": {}})
+        await self.wait_for(lambda f: f.type == "fence" and f.id == fence_id,
+                            "its fence back through the event fan-out", timeout, since)
+        await asyncio.sleep(backstop)
+        return fence_id
+
+    def received(self, since: int = 0) -> list[Frame]:
+        return [f for f in self.transcript[since:] if f.direction == "received"]
+
+    def _record(self, direction: str, text: str) -> None:
+        self.transcript.append(Frame(direction, time.time(), text))
+
+    def transcript_text(self, redact: Callable[[str], str]) -> str:
+        """The transcript as the report shows it: one line per frame, tokens redacted."""
+        arrows = {"sent": "->", "received": "<-", "handshake": "==", "closed": "xx"}
+        lines = [f"Transcript of {self.owner} (user {self.owner.user_id}, session {self.owner.session_id})"]
+        for frame in self.transcript:
+            stamp = time.strftime("%H:%M:%S", time.gmtime(frame.at)) + f".{int(frame.at % 1 * 1000):03d}Z"
+            lines.append(f"{stamp} {arrows[frame.direction]} {redact(frame.text)}")
+        return "\n".join(lines)

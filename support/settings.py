@@ -1,0 +1,90 @@
+"""Where the specification points: read once from behave userdata and the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and what is expected."""
+
+
+# name in behave userdata (-D name=value) -> environment variable
+_NAMES = {
+    "target_url": "TARGET_URL",
+    "jwt_secret": "JWT_SECRET",
+    "jwt_private_key_file": "JWT_PRIVATE_KEY_FILE",
+    "jwt_algorithm": "JWT_ALGORITHM",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "backstop_seconds": "SPEC_BACKSTOP_SECONDS",
+    "event_timeout_seconds": "SPEC_EVENT_TIMEOUT_SECONDS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The target and the services the checks read.
+
+    ``target_url`` unset means the embedded default: the harness starts the reference
+    backend itself, on embedded PostgreSQL and Redis unless their URLs are given.
+    """
+
+    target_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_private_key_file: str | None = None
+    jwt_algorithm: str = "HS256"
+    database_url: str | None = None
+    redis_url: str | None = None
+    # How long "nothing else arrives" is awaited after a fence has come back.
+    backstop_seconds: float = 0.1
+    # How long any expected frame or answer may take before a step fails.
+    event_timeout_seconds: float = 5.0
+
+    @classmethod
+    def load(cls, userdata: Mapping[str, str] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        userdata = userdata or {}
+        environ = os.environ if environ is None else environ
+        raw: dict[str, str] = {}
+        for name, variable in _NAMES.items():
+            value = userdata.get(name, environ.get(variable))
+            if value not in (None, ""):
+                raw[name] = value
+        for name in ("backstop_seconds", "event_timeout_seconds"):
+            if name in raw:
+                try:
+                    raw[name] = float(raw[name])
+                except ValueError:
+                    raise SettingsError(
+                        f"{_NAMES[name]} / -D {name} must be a number of seconds, got {raw[name]!r}"
+                    ) from None
+        settings = cls(**raw)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        if self.target_url is not None:
+            if not self.target_url.startswith(("http://", "https://")):
+                raise SettingsError(
+                    f"TARGET_URL must start with http:// or https://, got {self.target_url!r}")
+            if not (self.jwt_secret or self.jwt_private_key_file):
+                raise SettingsError(
+                    "TARGET_URL is set but neither JWT_SECRET nor JWT_PRIVATE_KEY_FILE is: the "
+                    "suite needs the target's signing key to mint deliberately bad tokens")
+        if self.jwt_private_key_file and self.jwt_algorithm == "HS256":
+            raise SettingsError("JWT_PRIVATE_KEY_FILE needs JWT_ALGORITHM (e.g. RS256 or ES256)")
+
+    @property
+    def embedded_backend(self) -> bool:
+        return self.target_url is None
+
+    @property
+    def websocket_url(self) -> str:
+        """The target's base URL with the WebSocket scheme."""
+        if self.target_url is None:
+            raise SettingsError("no target yet: the embedded backend has not been started")
+        base = self.target_url.rstrip("/")
+        return "ws" + base[len("http"):]

@@ -1,0 +1,55 @@
+"""Every check of the specification can fail: each test plants one defect in a tiny broken
+server (tests/planted/server.py) and watches the scenario that covers it fail, for the
+right reason. The control run against the same server without a defect passes.
+"""
+
+from conftest import run_spec
+
+ISOLATION = ("features/isolation/between_users.feature",)
+HANDSHAKE = ("features/authentication/handshake.feature",)
+GOLDEN_PATH = ("features/agents/golden_path.feature",)
+
+
+def test_the_control_server_passes_the_scenarios_used_below(planted_server, tmp_path):
+    server = planted_server("none")
+    run = run_spec(*ISOLATION, *HANDSHAKE, env=server.target, tmp_path=tmp_path)
+    assert run.returncode == 0, run.output
+    golden = run_spec(*GOLDEN_PATH, env=server.target, tmp_path=tmp_path)
+    # Without a database the record check cannot run; every step before it must pass.
+    assert [step for _, step, _ in golden.failed_steps()] == [
+        "Alice's run is recorded as completed for her laptop"], golden.output
+
+
+def test_a_leak_to_another_user_fails_the_isolation_scenarios(planted_server, tmp_path):
+    server = planted_server("leak")
+    run = run_spec(*ISOLATION, env=server.target, tmp_path=tmp_path)
+    assert run.returncode != 0
+    failures = {scenario: message for scenario, _, message in run.failed_steps()}
+    two_users = failures["Bob sees nothing of Alice's conversation"]
+    assert "isolation broken: Bob's phone received Alice's laptop's private data" in two_users
+    assert '"type": "agent_' in two_users, "the message must show the offending frame"
+    assert "Five people asking at the same time each hear only their own answers" in failures
+
+
+def test_a_missing_agent_event_fails_the_golden_path(planted_server, tmp_path):
+    server = planted_server("drop-event")
+    run = run_spec(*GOLDEN_PATH, env=server.target, tmp_path=tmp_path)
+    failed = run.failed_steps()
+    assert failed and failed[0][1] == "Alice receives these events for her question, in this order:", run.output
+    assert ("received the events agent_started, agent_thinking, tool_executing, agent_completed; "
+            "expected agent_started, agent_thinking, tool_executing, tool_completed, agent_completed") in failed[0][2]
+
+
+def test_accepting_a_bad_token_fails_the_authentication_scenarios(planted_server, tmp_path):
+    server = planted_server("accept-any-token")
+    run = run_spec(*HANDSHAKE, env=server.target, tmp_path=tmp_path)
+    failed = {scenario for scenario, _, _ in run.failed_steps()}
+    for kind in ("a tampered token", "a token signed with the wrong key", "a token from the wrong issuer",
+                 "a token for the wrong audience", "a token for an unknown user"):
+        assert any(name.startswith(f"An invalid token is refused at the handshake: {kind}") for name in failed), \
+            f"{kind} was accepted but no scenario failed: {sorted(failed)}"
+    assert "An expired token is refused at the handshake" in failed
+    # A token-less handshake is still refused by this server, so that scenario still passes.
+    assert "A handshake without a token is refused before any socket opens" not in failed
+    messages = " ".join(message for _, _, message in run.failed_steps())
+    assert "was accepted" in messages and "expected an HTTP 401 or 403 refusal" in messages

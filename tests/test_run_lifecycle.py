@@ -1,0 +1,71 @@
+"""A run of the specification on the embedded default passes and leaves nothing running:
+after success, after Ctrl-C in the middle of a scenario, and after SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO, run_spec
+from processes import service_processes
+
+
+def wait_until_gone(before: dict[int, str], timeout: float = 10) -> dict[int, str]:
+    """Processes started since ``before`` that are still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stray = {pid: cmd for pid, cmd in service_processes().items() if pid not in before}
+        if not stray or time.monotonic() > deadline:
+            return stray
+        time.sleep(0.1)
+
+
+def test_the_whole_specification_passes_on_the_embedded_default(tmp_path):
+    before = service_processes()
+    started = time.monotonic()
+    run = run_spec(env={"TARGET_URL": "", "DATABASE_URL": "", "REDIS_URL": "", "JWT_SECRET": ""},
+                   tmp_path=tmp_path)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.output
+    assert "0 failed" in run.output and "passed" in run.output
+    assert wait_until_gone(before) == {}
+    print(f"whole specification on the embedded default: {elapsed:.1f} s wall time")
+
+
+def _interrupt_mid_run(tmp_path, send) -> tuple[int, str, dict]:
+    before = service_processes()
+    # Its own process group, as a terminal gives a foreground job: Ctrl-C reaches the group.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "behave", "-f", "plain", "-D", f"allure_results={tmp_path / 'allure'}"],
+        cwd=REPO, env={**os.environ, "TARGET_URL": "", "DATABASE_URL": "", "REDIS_URL": ""},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in process.stdout:  # wait until scenarios are running against the started backend
+        seen.append(line)
+        if line.strip().startswith("Scenario"):
+            break
+    send(process)
+    try:
+        rest, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("the interrupted run did not stop within 60 s:\n" + "".join(seen))
+    return process.returncode, "".join(seen) + rest, wait_until_gone(before)
+
+
+def test_ctrl_c_in_the_middle_of_a_run_stops_everything_it_started(tmp_path):
+    code, output, stray = _interrupt_mid_run(tmp_path, lambda p: os.killpg(p.pid, signal.SIGINT))
+    assert code != 0, output
+    assert "ABORTED" in output, output
+    assert "embedded services stopped" in output, output
+    assert stray == {}, f"processes left behind after Ctrl-C: {stray}"
+
+
+def test_sigterm_stops_everything_it_started(tmp_path):
+    code, output, stray = _interrupt_mid_run(tmp_path, lambda p: p.send_signal(signal.SIGTERM))
+    assert code != 0, output
+    assert "embedded services stopped" in output, output
+    assert stray == {}, f"processes left behind after SIGTERM: {stray}"
