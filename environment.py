@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support.harness import Harness  # noqa: E402
-from support.report import attach_allure_formatter  # noqa: E402
+from support.report import attach_allure_formatter, finish_run  # noqa: E402
 
 
 def before_all(context):
@@ -30,5 +30,9 @@ def after_scenario(context, scenario):
 
 def after_all(context):
     harness = getattr(context, "harness", None)
-    if harness is not None:
-        harness.stop()
+    try:
+        if harness is not None:
+            harness.stop()
+    finally:
+        # The requirement coverage summary, and the report's environment (target, versions).
+        finish_run(context._runner, harness)

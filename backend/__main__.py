@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import signal
 import socket
@@ -14,9 +15,11 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from .app import create_app
 from .config import Config, ConfigError
+from .protocol import with_deadline
 
 log = logging.getLogger("backend")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,6 +67,20 @@ def inherited_socket(fd: int) -> socket.socket:
     return sock
 
 
+def return_large_allocations_to_the_system() -> None:
+    """Have glibc serve every allocation of 1 MiB or more by mmap, and unmap it when freed.
+
+    By default glibc raises that threshold to the largest block freed so far. The 16 MiB
+    that each scrypt hash (register, login) borrows then stays in a worker thread's arena
+    for good: a few concurrent logins add tens of MB of resident memory that never
+    returns. A fixed threshold keeps the resident size a measure of what is in use.
+    """
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 class RedactQueryStrings(logging.Filter):
     """Drop query strings from uvicorn's request lines.
 
@@ -90,6 +107,20 @@ class DropSpuriousHandshakeError(logging.Filter):
         return record.msg != "ASGI callable returned without completing handshake."
 
 
+class QuietInvalidUtf8(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 text frame with a traceback, as if it were a bug.
+
+    It is the client's mistake, answered as the contract says (close 1007): one line will do.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Invalid UTF-8 sequence received from client.":
+            record.msg = "a client sent a text frame that is not valid UTF-8; closed it with 1007"
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -98,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactQueryStrings())
     logging.getLogger("uvicorn.error").addFilter(DropSpuriousHandshakeError())
+    logging.getLogger("uvicorn.error").addFilter(QuietInvalidUtf8())
     try:
         config = Config.from_env()
     except ConfigError as exc:
@@ -106,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(config.jwt_secret.encode()) < 32:
         log.warning("JWT_SECRET is shorter than 32 bytes; use a long random secret outside of tests")
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # said once above, not per token
+    return_large_allocations_to_the_system()
 
     sockets = None
     if args.fd is not None:
@@ -114,10 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
+            # h11 with a deadline for each request: uvicorn has no handshake timeout of its own.
+            http=with_deadline(config.handshake_timeout_seconds),
             host=args.host or "127.0.0.1",
             port=8000 if args.port is None else args.port,
             ws="websockets-sansio",
             ws_max_size=config.max_message_bytes,
+            # No permessage-deflate: frames are small JSON, and compressing private data with
+            # text a client chose is a side channel (CRIME/BREACH). It also saves each socket
+            # its zlib buffers, which uvicorn frees only with its protocol objects, in GC cycles.
+            ws_per_message_deflate=False,
+            # A ping every interval; no pong within the timeout closes the socket (1011).
             ws_ping_interval=config.heartbeat_interval_seconds,
             ws_ping_timeout=config.heartbeat_timeout_seconds,
             lifespan="on",

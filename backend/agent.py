@@ -30,10 +30,15 @@ Reply = Callable[[dict[str, Any]], None]
 UNAVAILABLE = db.UNAVAILABLE + fanout.UNAVAILABLE
 
 
+def lookup(question: str) -> str:
+    """What the knowledge_lookup tool finds; it quotes the question (also served on /ws/mcp)."""
+    return f'The knowledge base holds one note on "{question}": this reference backend answers every question the same way.'
+
+
 def script(run_id: UUID, question: str) -> list[tuple[str, dict[str, Any]]]:
     """The events of one run, in order. The thought, tool input and answer quote the question."""
     run = str(run_id)
-    finding = f'The knowledge base holds one note on "{question}": this reference backend answers every question the same way.'
+    finding = lookup(question)
     return [
         ("agent_started", {"run_id": run, "agent": AGENT}),
         ("agent_thinking", {"run_id": run, "thought": f'The user asks "{question}". I will look it up in the knowledge base.'}),

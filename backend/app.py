@@ -1,10 +1,12 @@
-"""The ASGI application: routes, shared resources, the config and health documents."""
+"""The ASGI application: routes, shared resources, the config, security and health documents."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from http import HTTPStatus
 from typing import Any
@@ -21,8 +23,10 @@ from . import __version__, auth, db, fanout
 from .agent import EVENTS, Agent
 from .config import Config
 from .fanout import Fanout
-from .tokens import ALGORITHMS
-from .websocket import UNAVAILABLE, websocket_endpoint
+from .ratelimit import RateLimiter
+from .registry import Registry
+from .tokens import ALGORITHMS, Identity, issue_access_token, verify_access_token
+from .websocket import UNAVAILABLE, chat_endpoint, mcp_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +38,21 @@ class StartupError(RuntimeError):
     """A dependency the backend cannot run without is unreachable or unusable."""
 
 
+def auth_methods(config: Config) -> list[str]:
+    methods = ["bearer_header", "subprotocol_jwt_prefix", "subprotocol_base64url"]
+    return methods + ["development_login"] if config.mode == "development" else methods
+
+
 def config_document(config: Config) -> dict[str, Any]:
     """GET /ws/config (contract section 7). Built from settings that are safe to publish."""
     return {
         "version": __version__,
         "mode": config.mode,
-        "endpoints": {"websocket": "/ws", "config": "/ws/config", "health": "/health",
+        "endpoints": {"websocket": "/ws", "user": "/ws/{user_id}", "versioned": "/ws/v1/{user_id}",
+                      "mcp": "/ws/mcp", "config": "/ws/config", "health": "/health",
+                      "secure_config": "/ws/secure/config", "secure_health": "/ws/secure/health",
                       "register": "/auth/register", "login": "/auth/login"},
-        "auth": {"methods": ["bearer_header", "subprotocol_jwt_prefix", "subprotocol_base64url"],
+        "auth": {"methods": auth_methods(config),
                  "subprotocol_marker": auth.SUBPROTOCOL_MARKER, "algorithms": list(ALGORITHMS),
                  "issuer": config.jwt_issuer, "audience": config.jwt_audience,
                  "access_token_ttl_seconds": config.access_token_ttl_seconds},
@@ -55,8 +66,17 @@ def config_document(config: Config) -> dict[str, Any]:
     }
 
 
+def security_document(config: Config) -> dict[str, Any]:
+    """GET /ws/secure/config (contract section 10): how sockets are authenticated; no secret."""
+    return {
+        "mode": config.mode, "auth_methods": auth_methods(config), "algorithms": list(ALGORITHMS),
+        "issuer": config.jwt_issuer, "audience": config.jwt_audience,
+        "allowed_origins": list(config.allowed_origins), "origin_required": config.origin_required,
+    }
+
+
 def create_app(config: Config) -> Starlette:
-    document = config_document(config)
+    document, security = config_document(config), security_document(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,37 +93,81 @@ def create_app(config: Config) -> Starlette:
                 await events.close()
                 raise StartupError(f"cannot use Redis at REDIS_URL: {exc}") from None
             stack.push_async_callback(events.close)
+            registry = Registry(events, config.max_connections_per_user)
+            registry.start()
+            stack.push_async_callback(registry.close)
             agent = Agent(pool, events)
             stack.push_async_callback(agent.close)  # runs first: runs still need the pool and Redis
             app.state.config, app.state.pool, app.state.fanout, app.state.agent = config, pool, events, agent
+            app.state.registry, app.state.limiter = registry, RateLimiter(events.redis, config.messages_per_minute)
             yield
 
     async def ws_config(request: Request) -> JSONResponse:
         return JSONResponse(document)
 
     async def health(request: Request) -> JSONResponse:
+        parts = await _dependencies(request.app.state)
+        return _health_response(parts, {"version": __version__})
+
+    async def secure_config(request: Request) -> JSONResponse:
+        return JSONResponse(security)
+
+    async def secure_health(request: Request) -> JSONResponse:
         state = request.app.state
-        database, redis_ok = await asyncio.gather(
-            _probe(state.pool.fetchval("SELECT 1")), _probe(state.fanout.redis.ping())
-        )
-        body = {
-            "status": "ok" if database and redis_ok else "unavailable",
-            "database": "ok" if database else "unavailable",
-            "redis": "ok" if redis_ok else "unavailable",
-            "version": __version__,
-        }
-        return JSONResponse(body, status_code=200 if database and redis_ok else 503)
+        parts = {**await _dependencies(state), "token_verification": _tokens_round_trip(config)}
+        extra = {"connections": {"open": state.registry.open}, "memory_rss_bytes": _rss_bytes()}
+        return _health_response(parts, extra)
 
     routes = [
         Route("/auth/register", auth.register, methods=["POST"]),
         Route("/auth/login", auth.login, methods=["POST"]),
         Route("/ws/config", ws_config, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        WebSocketRoute("/ws", websocket_endpoint),
+        Route("/ws/secure/config", secure_config, methods=["GET"]),
+        Route("/ws/secure/health", secure_health, methods=["GET"]),
+        WebSocketRoute("/ws", chat_endpoint),
+        WebSocketRoute("/ws/mcp", mcp_endpoint),  # before /ws/{user_id}, which would take "mcp" for a user
+        WebSocketRoute("/ws/v1/{user_id}", chat_endpoint),
+        WebSocketRoute("/ws/{user_id}", chat_endpoint),
     ]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     handlers.update(dict.fromkeys(db.UNAVAILABLE + fanout.UNAVAILABLE, _unavailable))
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, max_body_size=MAX_BODY_BYTES)
+
+
+async def _dependencies(state: Any) -> dict[str, bool]:
+    database, redis_ok = await asyncio.gather(
+        _probe(state.pool.fetchval("SELECT 1")), _probe(state.fanout.redis.ping())
+    )
+    return {"database": database, "redis": redis_ok}
+
+
+def _health_response(parts: dict[str, bool], extra: dict[str, Any]) -> JSONResponse:
+    """`status` and each part "ok" or "unavailable"; 503 when any part is unavailable."""
+    healthy = all(parts.values())
+    body = {"status": "ok" if healthy else "unavailable"}
+    body.update({name: "ok" if ok else "unavailable" for name, ok in parts.items()})
+    body.update(extra)
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def _tokens_round_trip(config: Config) -> bool:
+    """Sign a throwaway token and verify it: the secret and the JWT library both work."""
+    identity = Identity(uuid.uuid4(), uuid.uuid4())
+    try:
+        grant = verify_access_token(config, issue_access_token(config, identity))
+    except Exception:
+        return False
+    return grant is not None and grant.identity == identity
+
+
+def _rss_bytes() -> int:
+    """Resident memory now (not the peak, which never goes down): /proc/self/statm, in pages."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 async def _probe(check: Awaitable[Any]) -> bool:

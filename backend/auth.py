@@ -19,12 +19,14 @@ from starlette.responses import JSONResponse
 
 from . import db
 from .config import Config
-from .tokens import Identity, issue_access_token, new_refresh_token, verify_access_token
+from .tokens import Grant, Identity, issue_access_token, new_refresh_token, verify_access_token
 
 PLANS = ("free", "pro", "enterprise")
 DEVICE_TYPES = ("laptop_browser", "mobile_browser", "desktop_app", "tablet_browser")
 SUBPROTOCOL_MARKER = "jwt-auth"
 SUBPROTOCOL_PREFIX = "jwt."
+DEV_USER_HEADER = "x-dev-user"
+DEV_DEVICE_TYPE = "laptop_browser"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -209,10 +211,49 @@ def selected_subprotocol(conn: HTTPConnection) -> str | None:
     return SUBPROTOCOL_MARKER if SUBPROTOCOL_MARKER in offered_subprotocols(conn) else None
 
 
-async def authenticate_handshake(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Identity | None:
-    """The identity of a valid token whose session is live, else None, whatever the cause."""
+def origin_allowed(conn: HTTPConnection, config: Config) -> bool:
+    """The handshake's Origin is on the allow-list, compared exactly (contract section 4).
+
+    `https://app.example.com.evil.test` and `null` are just other strings; a missing Origin
+    passes only when the deployment does not require one.
+    """
+    origins = conn.headers.getlist("origin")
+    if not origins:
+        return not config.origin_required
+    return len(origins) == 1 and origins[0] in config.allowed_origins
+
+
+async def authenticate_handshake(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Grant | None:
+    """The grant of a valid token whose session is live, else None, whatever the cause.
+
+    Without any token, a development instance accepts a developer login instead.
+    """
     token = handshake_token(conn)
-    identity = verify_access_token(config, token) if token else None
-    if identity is None or not await db.touch_session(pool, identity.user_id, identity.session_id):
+    if token is None:
+        return await developer_login(conn, config, pool)
+    return await verify_live_token(config, pool, token)
+
+
+async def verify_live_token(config: Config, pool: asyncpg.Pool, token: str) -> Grant | None:
+    """The token's grant if it verifies and its session is live (also used to reauthenticate)."""
+    grant = verify_access_token(config, token)
+    if grant is None or not await db.touch_session(pool, grant.identity.user_id, grant.identity.session_id):
         return None
-    return identity
+    return grant
+
+
+async def developer_login(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Grant | None:
+    """`X-Dev-User: <email>` opens a socket for that user on a new session, in development only.
+
+    In production the header is ignored, so the handshake is refused like any other
+    without a token.
+    """
+    email = conn.headers.get(DEV_USER_HEADER, "").strip()
+    if config.mode != "development" or not email:
+        return None
+    user = await db.find_user(pool, email)
+    if user is None:
+        return None
+    _, refresh_hash = new_refresh_token()  # every session has one; nobody holds this one
+    session_id = await db.create_session(pool, user["id"], DEV_DEVICE_TYPE, refresh_hash)
+    return Grant(Identity(user["id"], session_id), expires_at=None)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MODES = ("development", "production")
+# An exact browser origin: scheme, host and optional port, nothing after.
+ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
+FLAGS = {"true": True, "false": False}
 
 
 class ConfigError(Exception):
@@ -23,30 +28,37 @@ class Config:
     jwt_audience: str = "chat-clients"
     mode: str = "production"
     access_token_ttl_seconds: int = 900
-    heartbeat_interval_seconds: int = 25
-    heartbeat_timeout_seconds: int = 20
-    handshake_timeout_seconds: int = 10
+    # Timers may be fractional (tests run them sub-second); published as given.
+    heartbeat_interval_seconds: float = 25
+    heartbeat_timeout_seconds: float = 20
+    handshake_timeout_seconds: float = 10
     max_connections_per_user: int = 3
     max_message_bytes: int = 8192
     messages_per_minute: int = 30
+    allowed_origins: tuple[str, ...] = ("https://app.example.com",)
+    origin_required: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         """Read every setting from `env`; raise ConfigError on the first bad one."""
+        mode = _choice(env, "BACKEND_MODE", MODES, "production")
         return cls(
             database_url=_url(env, "DATABASE_URL", ("postgresql://", "postgres://")),
             redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
             jwt_secret=_required(env, "JWT_SECRET", "the HS256 signing secret for access tokens"),
             jwt_issuer=_text(env, "JWT_ISSUER", "reference-backend"),
             jwt_audience=_text(env, "JWT_AUDIENCE", "chat-clients"),
-            mode=_choice(env, "BACKEND_MODE", MODES, "production"),
+            mode=mode,
             access_token_ttl_seconds=_positive(env, "ACCESS_TOKEN_TTL_SECONDS", 900),
-            heartbeat_interval_seconds=_positive(env, "HEARTBEAT_INTERVAL_SECONDS", 25),
-            heartbeat_timeout_seconds=_positive(env, "HEARTBEAT_TIMEOUT_SECONDS", 20),
-            handshake_timeout_seconds=_positive(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
+            heartbeat_interval_seconds=_seconds(env, "HEARTBEAT_INTERVAL_SECONDS", 25),
+            heartbeat_timeout_seconds=_seconds(env, "HEARTBEAT_TIMEOUT_SECONDS", 20),
+            handshake_timeout_seconds=_seconds(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
             max_connections_per_user=_positive(env, "MAX_CONNECTIONS_PER_USER", 3),
             max_message_bytes=_positive(env, "MAX_MESSAGE_BYTES", 8192),
             messages_per_minute=_positive(env, "MESSAGES_PER_MINUTE", 30),
+            allowed_origins=_origins(env, "ALLOWED_ORIGINS", ("https://app.example.com",)),
+            # Browsers always send Origin; only development tools commonly omit it.
+            origin_required=_flag(env, "ORIGIN_REQUIRED", mode == "production"),
         )
 
 
@@ -92,3 +104,41 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} is {raw!r}; expected a positive whole number (default {default})")
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive duration; whole numbers stay ints so they are published as given."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    try:
+        value: float = int(text) if text.isdigit() else float(text)
+    except ValueError:
+        value = 0
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} is {raw!r}; expected a positive number of seconds, e.g. 10 or 0.5 (default {default})")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() not in FLAGS:
+        raise ConfigError(f"{name} is {raw!r}; expected true or false")
+    return FLAGS[raw.strip().lower()]
+
+
+def _origins(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    # Scheme and host are case-insensitive and browsers send them in lower case.
+    origins = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    bad = [origin for origin in origins if not ORIGIN.fullmatch(origin)]
+    if not origins or bad:
+        got = f"holds {bad[0]!r}" if bad else "is empty"
+        raise ConfigError(f"{name} {got}; expected comma-separated origins like https://app.example.com "
+                          "(scheme, host and optional port, no path)")
+    return origins

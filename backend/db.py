@@ -116,3 +116,38 @@ async def finish_execution(pool: asyncpg.Pool, run_id: UUID, status: str, error:
         "UPDATE agent_executions SET status = $2, error = $3, completed_at = now() WHERE id = $1",
         run_id, status, error,
     )
+
+
+async def create_thread(
+    pool: asyncpg.Pool, *, user_id: UUID, session_id: UUID | None, scope: str, title: str,
+) -> UUID:
+    """A user-wide thread has no session; a session thread belongs to the creating session."""
+    return await pool.fetchval(
+        "INSERT INTO user_threads (user_id, session_id, scope, title) VALUES ($1, $2, $3, $4) RETURNING id",
+        user_id, session_id, scope, title,
+    )
+
+
+async def visible_thread(pool: asyncpg.Pool, thread_id: UUID, user_id: UUID, session_id: UUID) -> asyncpg.Record | None:
+    """The thread if this user and session may see it, else None.
+
+    One query for every refusal, so a missing thread and someone else's look alike.
+    """
+    return await pool.fetchrow(
+        "SELECT id, scope, title, session_id FROM user_threads"
+        " WHERE id = $1 AND user_id = $2 AND (scope = 'user' OR session_id = $3)",
+        thread_id, user_id, session_id,
+    )
+
+
+async def thread_messages(pool: asyncpg.Pool, thread_id: UUID) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT text, created_at FROM thread_messages WHERE thread_id = $1 ORDER BY created_at, id", thread_id
+    )
+
+
+async def add_thread_message(pool: asyncpg.Pool, thread_id: UUID, user_id: UUID, session_id: UUID, text: str) -> None:
+    await pool.execute(
+        "INSERT INTO thread_messages (thread_id, user_id, session_id, text) VALUES ($1, $2, $3, $4)",
+        thread_id, user_id, session_id, text,
+    )

@@ -7,7 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-CLIENT_TYPES = ("chat", "ping", "fence")
+# Each client type and the payload fields it cannot do without (non-empty strings).
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "chat": ("text",),
+    "ping": (),
+    "fence": (),
+    "reauthenticate": ("token",),
+    "thread_create": ("title", "scope"),
+    "thread_read": ("thread_id",),
+    "thread_post": ("thread_id", "text"),
+    "thread_subscribe": ("thread_id",),
+}
+CLIENT_TYPES = tuple(REQUIRED_FIELDS)
+# Not counted against the rate limit: they cost nothing and keep a connection honest.
+UNCOUNTED_TYPES = ("ping", "fence")
+# Legacy `event`s with a documented translation to the envelope.
+LEGACY_EVENTS = ("chat", "ping")
 
 
 @dataclass(frozen=True)
@@ -20,28 +35,32 @@ class ClientMessage:
 class ProtocolError(Exception):
     """A client frame the server cannot act on; becomes an `error` frame on the same socket."""
 
-    def __init__(self, code: str, message: str, id: str | None = None, field: str | None = None):
+    def __init__(self, code: str, message: str, id: str | None = None, **extra: Any):
         super().__init__(message)
-        self.code, self.id, self.field = code, id, field
+        self.code, self.id, self.extra = code, id, extra
 
     def frame(self) -> dict[str, Any]:
-        return error_frame(self.code, str(self), self.id, field=self.field)
+        return error_frame(self.code, str(self), self.id, **self.extra)
 
 
 def frame(type: str, id: str | None, payload: dict[str, Any]) -> dict[str, Any]:
     """A server frame: the client envelope plus a UTC timestamp."""
-    ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"type": type, "id": id, "payload": payload, "ts": ts}
+    return {"type": type, "id": id, "payload": payload, "ts": timestamp(datetime.now(timezone.utc))}
 
 
-def error_frame(code: str, message: str, id: str | None = None, field: str | None = None) -> dict[str, Any]:
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as every `ts` is written."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error_frame(code: str, message: str, id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An `error` frame; `extra` adds the fields the contract lists for the code (field, type, ...)."""
     payload = {"code": code, "message": message}
-    if field is not None:
-        payload["field"] = field
+    payload.update({name: value for name, value in extra.items() if value is not None})
     return frame("error", id, payload)
 
 
-def encode(frame: dict[str, Any]) -> str:
+def encode(frame: dict[str, Any] | list[Any]) -> str:
     # ensure_ascii=False: the question travels as the user wrote it, not as \u escapes.
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
@@ -52,14 +71,15 @@ def parse(text: str) -> ClientMessage:
         data = json.loads(text)
     except ValueError:
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    if isinstance(data, dict) and "type" not in data and isinstance(data.get("event"), str):
+        data = translate_legacy(data)
     message_id = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("invalid_message", 'expected a JSON object with a string "type"', message_id)
     kind = data["type"]
     if kind not in CLIENT_TYPES:
-        raise ProtocolError(
-            "unknown_type", f"unknown message type {kind[:40]!r}; expected one of {', '.join(CLIENT_TYPES)}", message_id
-        )
+        raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}; expected one of {', '.join(CLIENT_TYPES)}",
+                            message_id, type=kind[:200])
     if data.get("id") is None:
         raise ProtocolError("missing_field", f'the {kind} message has no "id"', field="id")
     if message_id is None:
@@ -69,8 +89,19 @@ def parse(text: str) -> ClientMessage:
         payload = {}
     if not isinstance(payload, dict):
         raise ProtocolError("invalid_message", '"payload" must be a JSON object', message_id)
-    if kind == "chat":
-        text = payload.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ProtocolError("missing_field", 'the chat message has no "text" in its payload', message_id, "text")
+    for name in REQUIRED_FIELDS[kind]:
+        value = payload.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ProtocolError("missing_field", f'the {kind} message has no "{name}" in its payload', message_id,
+                                field=name)
     return ClientMessage(kind, message_id, payload)
+
+
+def translate_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """`{"event", "data", "request_id"}` from older clients, as an envelope, where one is documented."""
+    event, request_id = data["event"], data.get("request_id")
+    if event not in LEGACY_EVENTS:
+        raise ProtocolError("legacy_not_supported", f"the legacy event {event[:40]!r} has no translation; "
+                            "send the envelope {\"type\", \"id\", \"payload\"}",
+                            request_id if isinstance(request_id, str) else None, event=event[:200])
+    return {"type": event, "id": request_id, "payload": data.get("data")}

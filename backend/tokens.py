@@ -24,6 +24,14 @@ class Identity:
     session_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What a socket was opened with: an identity and, for a token, its expiry."""
+
+    identity: Identity
+    expires_at: int | None  # seconds since the epoch; None for a developer login, which has no token
+
+
 def issue_access_token(config: Config, identity: Identity) -> str:
     now = int(time.time())
     claims = {
@@ -38,8 +46,8 @@ def issue_access_token(config: Config, identity: Identity) -> str:
     return jwt.encode(claims, config.jwt_secret, algorithm=ALGORITHMS[0])
 
 
-def verify_access_token(config: Config, token: str) -> Identity | None:
-    """The token's identity if its signature, expiry, issuer, audience and claims verify, else None.
+def verify_access_token(config: Config, token: str) -> Grant | None:
+    """The token's grant if its signature, expiry, issuer, audience and claims verify, else None.
 
     This checks the token alone; whether the session still exists is the database's call.
     """
@@ -52,7 +60,7 @@ def verify_access_token(config: Config, token: str) -> Identity | None:
             issuer=config.jwt_issuer,
             options={"require": REQUIRED_CLAIMS},
         )
-        return Identity(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]))
+        return Grant(Identity(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])), int(claims["exp"]))
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
         return None
 

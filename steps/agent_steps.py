@@ -40,7 +40,7 @@ async def each_asks(context):
 
 
 @then("{name:Name} receives the agent's full answer")
-@then("{name:Name}'s {device} receives the agent's full answer")
+@then("{name:Name}'s {device:DeviceName} receives the agent's full answer")
 @harness_step
 async def full_answer(context, name, device=None):
     actor = context.world.cast.actor(name)
@@ -69,7 +69,7 @@ async def each_full_answer(context):
         check_agent_events(actor.last_request(), events)
 
 
-@then("{name:Name}'s run is recorded as completed for {pronoun} {device}")
+@then("{name:Name}'s run is recorded as completed for {pronoun} {device:DeviceName}")
 @harness_step
 async def run_recorded(context, name, pronoun, device):
     actor = context.world.cast.actor(name)

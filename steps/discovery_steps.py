@@ -4,7 +4,7 @@ from behave import then, when
 
 from support.loop import harness_step
 from support.phrases import CARRIER_METHODS, register_phrases
-from support.questions import published_setting
+from support.questions import check_no_secret, published_setting
 
 register_phrases()
 
@@ -12,7 +12,7 @@ register_phrases()
 @when("a client reads the service's published configuration")
 @harness_step
 async def reads_configuration(context):
-    context.world.notes["config"] = await context.harness.api.config_document()
+    context.world.notes["config"] = await context.world.cast.instance.api.config_document()
 
 
 @then("the configuration publishes these settings:")
@@ -40,3 +40,49 @@ async def publishes_mode(context):
     mode = published_setting(context.world.notes["config"], "mode")
     if mode not in ("development", "production"):
         raise AssertionError(f"the config document gives the mode {mode!r}; expected development or production")
+
+
+@then("the heartbeat is sent at least every {seconds:d} seconds")
+@harness_step
+async def heartbeat_within(context, seconds):
+    interval = published_setting(context.world.notes["config"], "heartbeat interval")
+    if not 0 < interval <= seconds:
+        raise AssertionError(f"the service sends a heartbeat every {interval} s; the business wants at most {seconds} s")
+
+
+@when("a client reads the service's published security settings")
+@harness_step
+async def reads_security(context):
+    context.world.notes["security"] = await context.world.cast.instance.api.document(
+        "/ws/secure/config", "the security document")
+
+
+@then("they name the authentication methods, the allowed origins and the signing algorithms")
+@harness_step
+async def security_names(context):
+    document = context.world.notes["security"]
+    for field in ("auth_methods", "allowed_origins", "algorithms"):
+        if not document.get(field):
+            raise AssertionError(f"the security document has no {field}: {document}")
+
+
+@then("they contain no secret")
+@harness_step
+async def no_secret(context):
+    check_no_secret(context.world.notes["security"], context.harness.settings.jwt_secret)
+
+
+@when("an operator reads the service's security health")
+@harness_step
+async def reads_health(context):
+    context.world.notes["health"] = await context.world.cast.instance.security_health()
+
+
+@then("the database, Redis and token verification are reported healthy")
+@harness_step
+async def reported_healthy(context):
+    health = context.world.notes["health"]
+    unhealthy = {part: health.get(part) for part in ("database", "redis", "token_verification")
+                 if health.get(part) != "ok"}
+    if unhealthy:
+        raise AssertionError(f"the security health reports {unhealthy}: {health}")

@@ -29,7 +29,7 @@ async def nobody_receives_foreign(context):
     context.world.leak_detector.raise_if_violated()
 
 
-@then("{name:Name}'s {device} receives nothing from that run")
+@then("{name:Name}'s {device:DeviceName} receives nothing from that run")
 @harness_step
 async def nothing_from_run(context, name, device):
     world = context.world
@@ -39,7 +39,7 @@ async def nothing_from_run(context, name, device):
     check_nothing_of_run(entry, request)
 
 
-@then("the run's events travelled only on the channel of {name:Name}'s {device} session")
+@then("the run's events travelled only on the channel of {name:Name}'s {device:DeviceName} session")
 @harness_step
 async def only_on_session_channel(context, name, device):
     world = context.world
@@ -57,7 +57,7 @@ async def only_on_session_channel(context, name, device):
                              f"expected only {sorted(expected)}")
 
 
-@when("a copy of {name:Name}'s answer is slipped into {other:Name}'s {device} event channel")
+@when("a copy of {name:Name}'s answer is slipped into {other:Name}'s {device:DeviceName} event channel")
 @harness_step
 async def plant_leak(context, name, other, device):
     """Publish a real frame of Alice's on Bob's session channel, as a routing bug would."""
@@ -72,7 +72,7 @@ async def plant_leak(context, name, other, device):
     world.notes["planted"] = world.leak_detector.take_planted()
 
 
-@then("the isolation check fails, naming {name:Name}, {other:Name}'s {device} and the frame")
+@then("the isolation check fails, naming {name:Name}, {other:Name}'s {device:DeviceName} and the frame")
 @harness_step
 async def isolation_check_fired(context, name, other, device):
     world = context.world

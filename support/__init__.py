@@ -4,3 +4,5 @@ Everything here is plain Python, importable and testable without behave. Nothing
 imports the reference backend: the harness meets its target only over HTTP, WebSocket,
 PostgreSQL and Redis (see docs/contract.md).
 """
+
+__version__ = "0.1.0"

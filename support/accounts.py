@@ -36,11 +36,31 @@ class AccountApi:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def register(self, email: str, password: str, *, display_name: str,
-                       plan: str, device_type: str) -> SessionTokens:
+    async def register(self, email: str, password: str, *, display_name: str, plan: str,
+                       device_type: str, role: str | None = None) -> SessionTokens:
         body = {"email": email, "password": password, "display_name": display_name,
                 "plan": plan, "device_type": device_type}
+        if role is not None:
+            body["role"] = role
         return await self._tokens("sign-up of " + display_name, "/auth/register", body, 201)
+
+    async def post(self, path: str, body: dict | None = None, token: str | None = None) -> httpx.Response:
+        """A raw POST, for answers a step inspects itself (refusals included)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self._client.post(path, json=body, headers=headers)
+
+    async def refresh(self, refresh_token: str) -> SessionTokens:
+        return await self._tokens("the refresh", "/auth/refresh", {"refresh_token": refresh_token}, 200)
+
+    async def logout(self, access_token: str) -> None:
+        response = await self.post("/auth/logout", None, access_token)
+        if response.status_code not in (200, 204):
+            raise ApiError("the sign-out (/auth/logout)", response.status_code, response.text)
+
+    async def change_plan(self, access_token: str, plan: str) -> None:
+        response = await self.post("/account/plan", {"plan": plan}, access_token)
+        if response.status_code != 200:
+            raise ApiError("the plan change (/account/plan)", response.status_code, response.text)
 
     async def login(self, email: str, password: str, device_type: str,
                     who: str = "sign-in") -> SessionTokens:
@@ -56,14 +76,18 @@ class AccountApi:
                              data["refresh_token"], int(data.get("expires_in", 0)))
 
     async def config_document(self) -> dict:
-        response = await self._client.get("/ws/config")
-        if response.status_code != 200:
-            raise ApiError("the config document (/ws/config)", response.status_code, response.text)
-        return response.json()
+        return await self.document("/ws/config", "the config document")
 
-    async def health(self) -> tuple[int, dict]:
-        response = await self._client.get("/health")
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, {"body": response.text[:200]}
+    async def document(self, path: str, what: str, missing_ok: bool = False, any_status: bool = False) -> dict:
+        """A JSON document the target publishes at ``path`` (``{}`` if absent and ``missing_ok``).
+
+        ``any_status``: also when the answer is an error status (a health document says 503).
+        """
+        response = await self._client.get(path)
+        if response.status_code == 404 and missing_ok:
+            return {}
+        if any_status and response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        if response.status_code != 200:
+            raise ApiError(f"{what} ({path})", response.status_code, response.text)
+        return response.json()

@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 
 from .accounts import AccountApi, SessionTokens
 from .connection import HandshakeRefused, RecordedConnection
-from .leaks import SESSION, USER, LeakDetector, Party
+from .instances import Instance
+from .raw_socket import SilentClient
+from .leaks import SESSION, LeakDetector, Party
 from .redaction import Redactor
+
+DEFAULT_ORIGIN = object()  # the instance's own web app origin
 
 # The device words of the features -> the contract's device types.
 DEVICE_TYPES = {
@@ -47,7 +51,21 @@ class Device:
     actor: "Actor"
     name: str
     tokens: SessionTokens
-    connection: RecordedConnection | None = None
+    tabs: list[RecordedConnection] = field(default_factory=list)
+    previous_tokens: list[SessionTokens] = field(default_factory=list)
+
+    async def refresh(self, api: AccountApi) -> None:
+        """Exchange the refresh token for new tokens of the same session, as the app does."""
+        new = await api.refresh(self.tokens.refresh_token)
+        self.actor.cast.redactor.register(new.access_token, "access token")
+        self.actor.cast.redactor.register(new.refresh_token, "refresh token")
+        self.previous_tokens.append(self.tokens)
+        self.tokens = new
+
+    @property
+    def connection(self) -> RecordedConnection | None:
+        """The device's most recently opened socket."""
+        return self.tabs[-1] if self.tabs else None
 
     @property
     def party(self) -> Party:
@@ -55,6 +73,18 @@ class Device:
 
     def __str__(self) -> str:
         return str(self.party)
+
+    async def renew(self, token: str, timeout: float) -> None:
+        """Renew the open socket's token in place and wait until the service confirms."""
+        connection = self.connection
+        renew_id = connection.next_id("renew")
+        since = await connection.send({"type": "reauthenticate", "id": renew_id, "payload": {"token": token}})
+        reply = await connection.wait_for(lambda f: f.id == renew_id, "the answer to its renewal", timeout, since)
+        if reply.type != "reauthenticated":
+            raise AssertionError(f"{self} renewed its token and was answered {reply.text}")
+
+
+THREAD_ACTIONS = {"read": "thread_read", "write to": "thread_post", "subscribe to": "thread_subscribe"}
 
 
 @dataclass
@@ -64,7 +94,7 @@ class Actor:
     name: str
     email: str
     password: str
-    world: "Cast"
+    cast: "Cast"
     plan: str = "free"
     user_id: str | None = None
     devices: dict[str, Device] = field(default_factory=dict)
@@ -74,27 +104,27 @@ class Actor:
     def party(self) -> Party:
         return Party(self.name, self.user_id or "")
 
-    async def sign_up(self, plan: str, device: str = "laptop") -> Device:
-        tokens = await self.world.api.register(self.email, self.password, display_name=self.name,
-                                               plan=plan, device_type=device_type(device))
+    async def sign_up(self, plan: str, device: str = "laptop", role: str | None = None) -> Device:
+        tokens = await self.cast.api.register(self.email, self.password, display_name=self.name,
+                                               plan=plan, device_type=device_type(device), role=role)
         self.plan, self.user_id = plan, tokens.user_id
-        self.world.leak_detector.own(self.party, tokens.user_id, "user id")
-        self.world.leak_detector.own(self.party, self.email, "e-mail address")
+        self.cast.leak_detector.own(self.party, tokens.user_id, "user id")
+        self.cast.leak_detector.own(self.party, self.email, "e-mail address")
         return self._adopt(device, tokens)
 
     async def sign_in(self, device: str) -> Device:
         if device in self.devices:
             return self.devices[device]
-        tokens = await self.world.api.login(self.email, self.password, device_type(device),
+        tokens = await self.cast.api.login(self.email, self.password, device_type(device),
                                             who=f"{self.name} signing in on the {device}")
         return self._adopt(device, tokens)
 
     def _adopt(self, device: str, tokens: SessionTokens) -> Device:
-        self.world.redactor.register(tokens.access_token, "access token")
-        self.world.redactor.register(tokens.refresh_token, "refresh token")
+        self.cast.redactor.register(tokens.access_token, "access token")
+        self.cast.redactor.register(tokens.refresh_token, "refresh token")
         entry = Device(self, device, tokens)
         self.devices[device] = entry
-        self.world.leak_detector.own(self.party, tokens.session_id, f"session id ({device})")
+        self.cast.leak_detector.own(self.party, tokens.session_id, f"session id ({device})")
         return entry
 
     def device(self, name: str) -> Device:
@@ -103,60 +133,130 @@ class Actor:
         except KeyError:
             raise AssertionError(f"{self.name} has not signed in on a {name} in this scenario") from None
 
+    def only_connected_device(self) -> Device:
+        connected = [d for d in self.devices.values() if d.connection is not None]
+        if len(connected) != 1:
+            raise AssertionError(f"{self.name} is connected from {len(connected)} devices; "
+                                 f"the feature must say which one (\"... from her laptop\")")
+        return connected[0]
+
     def last_request(self) -> AgentRequest:
         if not self.requests:
             raise AssertionError(f"{self.name} has not asked the agent anything in this scenario")
         return self.requests[-1]
 
-    async def connect(self, device: str, carrier: str = "bearer header",
-                      token: str | None = None) -> RecordedConnection:
-        """Open a socket from ``device`` with the session's access token (or ``token``)."""
+    async def connect(self, device: str, carrier: str | None = "bearer header", token: str | None = None, *,
+                      instance: Instance | None = None, endpoint: str = "websocket", path_user: str | None = None,
+                      origin: str | None | object = DEFAULT_ORIGIN, headers: dict | None = None,
+                      welcome: bool = True) -> RecordedConnection:
+        """Open a socket from ``device``, by default with the session's own token in the bearer header.
+
+        Every call opens one more socket (a browser tab); the device keeps them all.
+        Raises HandshakeRefused if the target refuses the handshake.
+        """
         entry = await self.sign_in(device)
-        connection = RecordedConnection(entry.party, self.world.leak_detector)
-        self.world.connections.append(connection)
-        await connection.open(self.world.websocket_url, carrier=carrier,
-                              token=token or entry.tokens.access_token,
-                              timeout=self.world.timeout)
-        entry.connection = connection
-        await connection.wait_for(lambda f: f.type == "connected", "the welcome frame",
-                                  self.world.timeout)
+        instance = instance or self.cast.instance
+        connection = RecordedConnection(entry.party, self.cast.leak_detector, speaks_envelope=endpoint != "mcp")
+        self.cast.connections.append(connection)
+        entry.tabs.append(connection)
+        if carrier is not None and token is None:
+            token = entry.tokens.access_token
+        await connection.open(
+            instance.socket_url(endpoint, path_user or self.user_id), carrier=carrier, token=token,
+            timeout=self.cast.timeout, headers=headers,
+            origin=instance.default_origin if origin is DEFAULT_ORIGIN else origin)
+        if welcome:
+            await connection.wait_for(lambda f: f.type == "connected", "the welcome frame", self.cast.timeout)
         return connection
 
-    async def try_connect(self, device: str, carrier: str | None,
-                          token: str | None) -> HandshakeRefused | RecordedConnection:
+    async def try_connect(self, device: str, carrier: str | None, token: str | None = None,
+                          **options) -> HandshakeRefused | RecordedConnection:
         """Attempt a handshake that may be refused; return the refusal instead of raising."""
         try:
-            return await self.connect(device, carrier, token) if carrier else await self._bare(device)
+            return await self.connect(device, carrier, token, **options)
         except HandshakeRefused as refusal:
             return refusal
 
-    async def _bare(self, device: str) -> RecordedConnection:
-        entry = await self.sign_in(device)
-        connection = RecordedConnection(entry.party, self.world.leak_detector)
-        self.world.connections.append(connection)
-        return await connection.open(self.world.websocket_url, carrier=None, token=None,
-                                     timeout=self.world.timeout)
+    async def ask(self, device: str | None, question: str, extra: dict | None = None,
+                  legacy: bool = False) -> AgentRequest:
+        """Send ``question`` to the agent from ``device``, tagged with a private marker.
 
-    async def ask(self, device: str, question: str) -> AgentRequest:
-        """Send ``question`` to the agent from ``device``, tagged with a private marker."""
-        entry = self.device(device)
+        ``device`` None: the only connected device. ``legacy``: in the older message shape.
+        """
+        entry = self.device(device) if device else self.only_connected_device()
         connection = self._open_connection(entry)
-        marker = self.world.leak_detector.private_marker(entry.party, SESSION)
+        marker = self.cast.leak_detector.private_marker(entry.party, SESSION)
         request = AgentRequest(connection.next_id("chat"), entry, question, marker,
                                len(connection.transcript))
         self.requests.append(request)
-        await connection.send({"type": "chat", "id": request.id,
-                               "payload": {"text": f"{question} (ref {marker})"}})
+        payload = {"text": f"{question} (ref {marker})", **(extra or {})}
+        if legacy:
+            await connection.send({"event": "chat", "request_id": request.id, "data": payload})
+        else:
+            await connection.send({"type": "chat", "id": request.id, "payload": payload})
         return request
+
+    async def create_thread(self, device: str, title: str, scope: str) -> str:
+        """Create a conversation thread from ``device``; its id and title are private to its owner."""
+        entry = self.device(device)
+        connection = self._open_connection(entry)
+        marker = self.cast.leak_detector.private_marker(entry.party if scope == SESSION else self.party, scope)
+        thread_id = connection.next_id("thread")
+        since = await connection.send({"type": "thread_create", "id": thread_id,
+                                       "payload": {"title": f"{title} (ref {marker})", "scope": scope}})
+        reply = await connection.wait_for(lambda f: f.id == thread_id, f"the thread {title!r}", self.cast.timeout, since)
+        if reply.type != "thread_created":
+            raise AssertionError(f"{entry} could not create the thread {title!r}: {reply.text}")
+        created = reply.message["payload"]["thread_id"]
+        self.cast.leak_detector.own(entry.party if scope == SESSION else self.party, created, f"thread {title!r}", scope)
+        return created
+
+    async def thread_request(self, device: str, action: str, thread_id: str, text: str | None = None):
+        """Read, write to or subscribe to a thread; return the service's answer frame."""
+        connection = self._open_connection(self.device(device))
+        request_id = connection.next_id("thread")
+        payload = {"thread_id": thread_id}
+        if action == "write to":
+            payload["text"] = text or "A note from " + self.name
+        since = await connection.send({"type": THREAD_ACTIONS[action], "id": request_id, "payload": payload})
+        return await connection.wait_for(lambda f: f.id == request_id, f"the answer to {action} a thread",
+                                         self.cast.timeout, since)
 
     async def answer_to(self, request: AgentRequest) -> list:
         """Wait for the run to end; return the agent events that carried the request's id."""
         connection = self._open_connection(request.device)
         await connection.wait_for(
             lambda f: f.id == request.id and f.type in ("agent_completed", "error"),
-            f"the end of the agent's run for {request.question!r}", self.world.timeout,
+            f"the end of the agent's run for {request.question!r}", self.cast.timeout,
             request.sent_index)
         return [f for f in connection.received(request.sent_index) if f.id == request.id]
+
+    async def silent_connection(self, device: str, instance: Instance) -> SilentClient:
+        """Connect from ``device`` with a client that never answers a heartbeat; return it once closed."""
+        entry = await self.sign_in(device)
+        headers = {"Authorization": f"Bearer {entry.tokens.access_token}"}
+        if instance.default_origin:
+            headers["Origin"] = instance.default_origin
+        heartbeat = instance.config.get("heartbeat", {})
+        patience = 2 * (heartbeat.get("interval_seconds", 25) + heartbeat.get("timeout_seconds", 20)) + 2
+        client = SilentClient(instance.socket_url(), headers)
+        await client.run(timeout=patience)
+        return client
+
+    async def churn(self, device: str, times: int) -> None:
+        """Connect from ``device`` and disconnect again, ``times`` times, one after the other.
+
+        These sockets are read by the leak detector but kept out of the scenario's
+        transcripts: a thousand handshakes would bury the report.
+        """
+        entry = await self.sign_in(device)
+        instance = self.cast.instance
+        for _ in range(times):
+            connection = RecordedConnection(entry.party, self.cast.leak_detector)
+            await connection.open(instance.socket_url(), carrier="bearer header", token=entry.tokens.access_token,
+                                  timeout=self.cast.timeout, origin=instance.default_origin)
+            await connection.wait_for(lambda f: f.type == "connected", "the welcome frame", self.cast.timeout)
+            await connection.close()
 
     def _open_connection(self, entry: Device) -> RecordedConnection:
         if entry.connection is None or not entry.connection.is_open:
@@ -167,10 +267,11 @@ class Actor:
 class Cast:
     """The actors of one scenario and the shared means they act with."""
 
-    def __init__(self, api: AccountApi, websocket_url: str, leak_detector: LeakDetector,
+    def __init__(self, instances: list[Instance], leak_detector: LeakDetector,
                  redactor: Redactor, timeout: float, run_tag: str):
-        self.api = api
-        self.websocket_url = websocket_url
+        self.instances = instances
+        self.instance = instances[0]
+        self.api = self.instance.api
         self.leak_detector = leak_detector
         self.redactor = redactor
         self.timeout = timeout

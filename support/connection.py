@@ -39,6 +39,14 @@ class Frame:
         return value if isinstance(value, dict) else None
 
     @property
+    def json(self):
+        """The frame as any JSON value (a JSON-RPC batch reply is a list), or None."""
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            return None
+
+    @property
     def type(self) -> str | None:
         return (self.message or {}).get("type")
 
@@ -79,8 +87,10 @@ class RecordedConnection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, owner: Party, detector: LeakDetector):
+    def __init__(self, owner: Party, detector: LeakDetector, speaks_envelope: bool = True):
         self.owner = owner
+        # False for the JSON-RPC tools socket: it carries no fan-out events, and has no fence.
+        self.speaks_envelope = speaks_envelope
         self.transcript: list[Frame] = []
         self.subprotocol: str | None = None
         self.close_code: int | None = None
@@ -93,15 +103,17 @@ class RecordedConnection:
 
     # -- opening and closing -------------------------------------------------------------
 
-    async def open(self, url: str, *, carrier: str | None, token: str | None,
-                   timeout: float, origin: str | None = None) -> "RecordedConnection":
+    async def open(self, url: str, *, carrier: str | None, token: str | None, timeout: float,
+                   origin: str | None = None, headers: dict | None = None) -> "RecordedConnection":
         """Perform the handshake; raise HandshakeRefused if the target refuses it."""
         shown = describe_token(token) if token else "no token"
-        self._record("handshake", f"GET {url} carrier={carrier or 'none'} {shown}")
+        extra = "".join(f" {name}: {value}" for name, value in (headers or {}).items())
+        self._record("handshake", f"GET {url} carrier={carrier or 'none'} {shown} origin={origin}{extra}")
+        options = handshake_for(carrier, token)
+        options["additional_headers"] = {**options.get("additional_headers", {}), **(headers or {})}
         try:
             self._socket = await connect(
-                url, open_timeout=timeout, ping_interval=None, max_size=None,
-                origin=origin, **handshake_for(carrier, token))
+                url, open_timeout=timeout, ping_interval=None, max_size=None, origin=origin, **options)
         except InvalidStatus as refused:
             response = refused.response
             body = response.body.decode("utf-8", "replace") if response.body else ""
@@ -145,10 +157,37 @@ class RecordedConnection:
     def next_id(self, purpose: str) -> str:
         return f"{self._label}-{purpose}-{next(self._ids)}"
 
-    async def send(self, message: dict | str) -> None:
-        text = message if isinstance(message, str) else json.dumps(message)
-        self._record("sent", text)
-        await self._socket.send(text)
+    async def send(self, message: dict | list | str | bytes, *, as_text: bool = False) -> int:
+        """Send a frame (a dict or list is sent as JSON); return its transcript index.
+
+        ``as_text`` sends bytes as a text frame without checking them (to send invalid UTF-8).
+        """
+        if isinstance(message, (dict, list)):
+            message = json.dumps(message)
+        index = len(self.transcript)
+        shown = message if isinstance(message, str) else f"<{'text' if as_text else 'binary'} frame: {message!r}>"
+        self._record("sent", shown)
+        await self._socket.send(message, text=True if as_text else None)
+        return index
+
+    @property
+    def closed_at(self) -> float | None:
+        """Wall-clock time the socket closed, or None while it is open."""
+        return next((f.at for f in reversed(self.transcript) if f.direction == "closed"), None)
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the socket to close; True if it did."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self._changed:
+            while self.close_code is None:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        return True
 
     async def wait_for(self, matches: Callable[[Frame], bool], what: str, timeout: float,
                        since: int = 0) -> Frame:
@@ -182,7 +221,7 @@ class RecordedConnection:
         the fence is back (docs/contract.md, section 6); the backstop gives anything sent
         outside that path a short, bounded chance to show up.
         """
-        if not self.is_open:
+        if not self.is_open or not self.speaks_envelope:
             return None
         fence_id = self.next_id("fence")
         since = len(self.transcript)
@@ -191,6 +230,23 @@ class RecordedConnection:
                             "its fence back through the event fan-out", timeout, since)
         await asyncio.sleep(backstop)
         return fence_id
+
+    async def send_call(self, method: str, params: dict | None = None) -> int:
+        """Send a JSON-RPC 2.0 request; return its id."""
+        call_id = next(self._ids)
+        request = {"jsonrpc": "2.0", "id": call_id, "method": method}
+        if params is not None:
+            request["params"] = params
+        await self.send(request)
+        return call_id
+
+    async def call(self, method: str, params: dict | None = None, *, timeout: float) -> dict:
+        """A JSON-RPC 2.0 call and its response."""
+        since = len(self.transcript)
+        call_id = await self.send_call(method, params)
+        frame = await self.wait_for(lambda f: isinstance(f.json, dict) and f.json.get("id") == call_id,
+                                    f"the answer to {method}", timeout, since)
+        return frame.json
 
     def received(self, since: int = 0) -> list[Frame]:
         return [f for f in self.transcript[since:] if f.direction == "received"]

@@ -39,5 +39,19 @@ class DatabaseProbe:
     async def executions_for(self, user_id: str, request_id: str) -> list[asyncpg.Record]:
         return await self._fetch(
             "SELECT id::text AS id, user_id::text AS user_id, session_id::text AS session_id, "
-            "agent, status, started_at, completed_at FROM agent_executions "
+            "agent, tool, status, started_at, completed_at FROM agent_executions "
             "WHERE user_id = $1::uuid AND request_id = $2", user_id, request_id)
+
+    async def user(self, user_id: str) -> asyncpg.Record | None:
+        rows = await self._fetch("SELECT id::text AS id, email, plan FROM users WHERE id = $1::uuid", user_id)
+        return rows[0] if rows else None
+
+    async def thread(self, thread_id: str) -> asyncpg.Record | None:
+        rows = await self._fetch(
+            "SELECT id::text AS id, user_id::text AS user_id, session_id::text AS session_id, scope, title "
+            "FROM user_threads WHERE id::text = $1", thread_id)
+        return rows[0] if rows else None
+
+    async def executions_of(self, user_id: str) -> list[asyncpg.Record]:
+        return await self._fetch(
+            "SELECT id::text AS id, request_id, status FROM agent_executions WHERE user_id = $1::uuid", user_id)

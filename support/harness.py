@@ -9,29 +9,31 @@ import time
 
 import allure_commons
 
-from .accounts import AccountApi
 from .actors import Cast
 from .catalogue import RequirementCatalogue, requirement_ids
 from .connection import HandshakeRefused, RecordedConnection
 from .database import DatabaseProbe
 from .fanout import ChannelRecorder
+from .instances import Instance
 from .launcher import EmbeddedServices, say
 from .leaks import LeakDetector
 from .loop import HarnessLoop
 from .redaction import Redactor, describe_token, jwt_claims_unverified
 from .report import RequirementLabeller, attach_text
 from .settings import Settings
+from .store_proxy import StoreProxy
 from .tokens import TokenFactory
 
 
 class ScenarioWorld:
-    """What one scenario knows: its cast, its leak detector, the outcome of its last handshake."""
+    """What one scenario knows: its instances, cast and leak detector, its last handshake."""
 
-    def __init__(self, harness: "Harness"):
+    def __init__(self, harness: "Harness", instances: list[Instance]):
         self.harness = harness
+        self.instances = instances
         self.leak_detector = LeakDetector(harness.redactor.redact)
-        self.cast = Cast(harness.api, harness.chat_socket_url, self.leak_detector,
-                         harness.redactor, harness.settings.event_timeout_seconds, harness.run_tag)
+        self.cast = Cast(instances, self.leak_detector, harness.redactor,
+                         harness.settings.event_timeout_seconds, harness.run_tag)
         self.last_handshake: HandshakeRefused | RecordedConnection | None = None
         self.notes: dict = {}  # what one step leaves for the next (e.g. events awaited)
 
@@ -47,12 +49,13 @@ class Harness:
         self.redactor.register(settings.jwt_secret, "signing secret")
         self.run_tag = secrets.token_hex(3)
         self.catalogue = RequirementCatalogue.load()
-        self.api: AccountApi | None = None
-        self.config_document: dict = {}
+        self.instances: list[Instance] = []
         self.tokens: TokenFactory | None = None
         self.database: DatabaseProbe | None = None
         self.fanout: ChannelRecorder | None = None
         self.labeller: RequirementLabeller | None = None
+        self.store_proxy: StoreProxy | None = None
+        self.controllable: Instance | None = None
 
     @classmethod
     def start(cls, userdata) -> "Harness":
@@ -62,12 +65,14 @@ class Harness:
         services = None
         loop = HarnessLoop()
         try:
+            proxy = None
             if settings.embedded_backend:
                 services = EmbeddedServices()
-                settings = _start_embedded(services, settings)
+                settings, proxy = _start_embedded(services, settings, loop)
             else:
                 say(f"target: {settings.target_url} (nothing started by this run)")
             harness = cls(settings, loop, services)
+            harness.store_proxy = proxy
             harness.loop.run(harness._connect())
         except BaseException:
             loop.close()
@@ -80,21 +85,30 @@ class Harness:
         return harness
 
     async def _connect(self) -> None:
-        self.api = AccountApi(self.settings.target_url)
-        self.config_document = await self.api.config_document()
+        self.instances = [await Instance.discover(f"instance {number}", url)
+                          for number, url in enumerate(self.settings.target_urls, 1)]
+        if self.store_proxy is not None:
+            # Not a target instance: only the scenarios that cut its database use it.
+            self.controllable = await Instance.discover("the instance behind a cuttable database link",
+                                                        self.store_proxy.instance_url)
         self.tokens = TokenFactory.for_target(self.settings, self.config_document)
         self.database = await DatabaseProbe.connect(self.settings.database_url)
         self.fanout = await ChannelRecorder.start(self.settings.redis_url)
 
+    @staticmethod
+    def clock() -> float:
+        """Wall-clock seconds, the clock tokens' ``exp`` and transcripts use."""
+        return time.time()
+
     @property
-    def chat_socket_url(self) -> str:
-        """The chat socket's URL: the target's address and the path its config document gives."""
-        path = self.config_document.get("endpoints", {}).get("websocket", "/ws")
-        return self.settings.websocket_url.rstrip("/") + path
+    def config_document(self) -> dict:
+        """The first instance's config document (what a client discovers first)."""
+        return self.instances[0].config
 
     # -- scenarios -----------------------------------------------------------------------
 
-    def new_scenario(self, scenario) -> ScenarioWorld:
+    def new_scenario(self, scenario) -> ScenarioWorld | None:
+        """The scenario's world, or None after skipping a scenario the target cannot serve."""
         ids = requirement_ids(scenario.effective_tags)
         if not ids:
             raise AssertionError(f"scenario {scenario.name!r} has no @req.<ID> tag")
@@ -102,7 +116,18 @@ class Harness:
         if unknown:
             raise AssertionError(f"scenario {scenario.name!r} names requirements missing from "
                                  f"features/catalogue.toml: {', '.join(unknown)}")
-        return ScenarioWorld(self)
+        tags = [str(t) for t in scenario.effective_tags]
+        if "identity_store.controllable" in tags:
+            instances = [self.controllable] if self.controllable else []
+            reason = None if instances else ("it cuts the service's database link, which only the embedded "
+                                              "default can do; the target is external")
+        else:
+            instances, reason = choose_instances(self.instances, tags)
+        if reason:
+            say(f"skipped {scenario.name!r}: {reason}")
+            scenario.skip(reason=reason)
+            return None
+        return ScenarioWorld(self, instances)
 
     def finish_scenario(self, world: ScenarioWorld, scenario_failed: bool) -> None:
         """Final isolation sweep, transcripts to the report, every socket closed.
@@ -160,21 +185,58 @@ class Harness:
             say(f"embedded services stopped in {time.monotonic() - started:.1f} s")
 
     async def _disconnect(self) -> None:
-        for closable in (self.fanout, self.database, self.api):
+        instances = self.instances + ([self.controllable] if self.controllable else [])
+        for closable in (self.fanout, self.database, *(i.api for i in instances), self.store_proxy):
             if closable is not None:
                 await closable.close()
 
 
-def _start_embedded(services: EmbeddedServices, settings: Settings) -> Settings:
+# The embedded deployment: two development instances with short timers, so time-based
+# scenarios take seconds, one production instance with the production defaults, and one
+# development instance whose database connection runs through a proxy the suite can cut.
+_SHORT_TIMERS = {"BACKEND_MODE": "development", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+                 "HEARTBEAT_TIMEOUT_SECONDS": "1", "HANDSHAKE_TIMEOUT_SECONDS": "1",
+                 "IDENTITY_STORE_COOLDOWN_SECONDS": "1"}
+EMBEDDED_INSTANCES = {
+    "development-1": _SHORT_TIMERS,
+    "production": {"BACKEND_MODE": "production"},
+    "development-2": _SHORT_TIMERS,
+    "store-outage": _SHORT_TIMERS,
+}
+CONTROLLABLE = "store-outage"
+
+
+def _start_embedded(services: EmbeddedServices, settings: Settings, loop: HarnessLoop) -> tuple[Settings, StoreProxy]:
     database_url = settings.database_url or services.start_postgres()
     redis_url = settings.redis_url or services.start_redis()
+    proxy = loop.run(StoreProxy(database_url).start())
     secret = secrets.token_urlsafe(32)
-    backend = services.start_backend("development", {
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRET": secret,
-        "BACKEND_MODE": "development",
-    })
-    return dataclasses.replace(settings, target_url=backend.url, jwt_secret=secret,
-                               database_url=database_url, redis_url=redis_url)
+    shared = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRET": secret,
+              "ALLOWED_ORIGINS": "https://app.example.com"}
+    environments = {name: {**shared, **own} for name, own in EMBEDDED_INSTANCES.items()}
+    environments[CONTROLLABLE]["DATABASE_URL"] = proxy.database_url
+    backends = services.start_backends(environments)
+    shared_urls = [b.url for b in backends if b.name != CONTROLLABLE]
+    proxy.instance_url = next(b.url for b in backends if b.name == CONTROLLABLE)
+    return dataclasses.replace(settings, target_url=",".join(shared_urls), jwt_secret=secret,
+                               database_url=database_url, redis_url=redis_url), proxy
+
+
+def choose_instances(instances: list[Instance], tags: list[str]) -> tuple[list[Instance], str | None]:
+    """The instances a scenario runs on, first one default, or the reason it cannot run.
+
+    ``@mode.<mode>`` asks for instances in that mode; ``@instances.two`` for two in one mode.
+    Without a mode tag, the first instance's mode is used.
+    """
+    modes = [tag.split(".", 1)[1] for tag in tags if tag.startswith("mode.")]
+    mode = modes[0] if modes else instances[0].mode
+    chosen = [instance for instance in instances if instance.mode == mode]
+    offered = ", ".join(str(i) for i in instances)
+    if not chosen:
+        return [], f"it needs an instance in {mode} mode; the target offers {offered}"
+    if "instances.two" in tags and len(chosen) < 2:
+        return [], f"it needs two instances in {mode} mode; the target offers {offered}"
+    return chosen, None
 
 
 def _sigterm_as_interrupt() -> None:

@@ -106,9 +106,17 @@ class EmbeddedServices:
 
     # -- the reference backend -----------------------------------------------------------
 
-    def start_backend(self, name: str, environment: dict[str, str], timeout: float = 30.0) -> BackendProcess:
-        """Start ``python -m backend`` on a fresh loopback socket; wait until /health says ok."""
+    def start_backends(self, environments: dict[str, dict[str, str]], timeout: float = 30.0) -> list[BackendProcess]:
+        """Start one ``python -m backend`` per entry, all at once; wait until each /health says ok."""
         started = time.monotonic()
+        backends = [self._launch(name, environment) for name, environment in environments.items()]
+        for backend in backends:
+            self._wait_healthy(backend, started + timeout)
+            say(f"reference backend '{backend.name}' ready at {backend.url} in {time.monotonic() - started:.1f} s")
+        return backends
+
+    def _launch(self, name: str, environment: dict[str, str]) -> BackendProcess:
+        """Start the backend on a fresh loopback socket it inherits (no port is raced for)."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
@@ -124,8 +132,6 @@ class EmbeddedServices:
         listener.close()  # the child holds its own copy
         backend = BackendProcess(name, f"http://127.0.0.1:{port}", process, log_path)
         self.backends.append(backend)
-        self._wait_healthy(backend, started + timeout)
-        say(f"reference backend '{name}' ready at {backend.url} in {time.monotonic() - started:.1f} s")
         return backend
 
     def _wait_healthy(self, backend: BackendProcess, deadline: float) -> None:

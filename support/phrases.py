@@ -7,12 +7,14 @@ same way: names ("Alice, Bob and Carol"), devices ("her laptop and her phone"), 
 
 from __future__ import annotations
 
+import json
 import re
 
 import parse
 from behave import register_type
 
 from .actors import DEVICE_TYPES
+from .instances import ADDRESSES
 
 _NAME = r"[A-Z][a-z]+"
 _DEVICE = r"(?:her|his|their|a) (?:" + "|".join(sorted(DEVICE_TYPES, key=len, reverse=True)) + ")"
@@ -41,6 +43,7 @@ PUBLISHED_SETTINGS = {
     "authentication methods": ("auth", "methods"),
     "mode": ("mode",),
     "WebSocket endpoint": ("endpoints", "websocket"),
+    "agent runs per day": ("limits", "agent_runs_per_day"),
 }
 
 # How a feature names a token carrier -> the name in the config document's auth methods.
@@ -49,6 +52,69 @@ CARRIER_METHODS = {
     "prefixed subprotocol": "subprotocol_jwt_prefix",
     "encoded subprotocol": "subprotocol_base64url",
 }
+
+
+# How a feature names why a socket was closed -> the close code (docs/contract.md).
+CLOSE_REASONS = {
+    "normal closure": 1000,
+    "invalid text": 1007,
+    "message too big": 1009,
+    "token expired": 4001,
+    "reauthentication refused": 4003,
+    "connection limit": 4008,
+    "session revoked": 4009,
+}
+
+
+def close_code(reason: str) -> int:
+    try:
+        return CLOSE_REASONS[reason]
+    except KeyError:
+        raise ValueError(f"unknown disconnect reason {reason!r}; the features know {', '.join(CLOSE_REASONS)}") from None
+
+
+MALFORMED_MESSAGES = (
+    "text that is not JSON", "a JSON list", "a binary frame", 'a legacy "subscribe" message',
+    'a message of the unknown type "dance"', "a question without any text",
+)
+JSON_RPC_REQUESTS = (
+    "text that is not JSON", "a request without a method", "an empty batch",
+    'a call of the method "weather/today"', "a tool call without a tool name",
+)
+
+
+def malformed_message(phrase: str, message_id: str) -> str | bytes:
+    """The frame a feature's words describe, for the families of bad input on /ws."""
+    frames = {
+        "text that is not JSON": "this is {not json",
+        "a JSON list": "[1, 2, 3]",
+        "a binary frame": b"\x00\x01 binary bytes",
+        'a legacy "subscribe" message': json.dumps({"event": "subscribe", "data": {"topic": "news"},
+                                                    "request_id": message_id}),
+        'a message of the unknown type "dance"': json.dumps({"type": "dance", "id": message_id, "payload": {}}),
+        "a question without any text": json.dumps({"type": "chat", "id": message_id, "payload": {}}),
+    }
+    try:
+        return frames[phrase]
+    except KeyError:
+        raise ValueError(f"unknown kind of message {phrase!r}; the features know {', '.join(frames)}") from None
+
+
+def json_rpc_request(phrase: str, request_id: int) -> str:
+    """The JSON-RPC frame a feature's words describe."""
+    frames = {
+        "text that is not JSON": "{not json",
+        "a request without a method": json.dumps({"jsonrpc": "2.0", "id": request_id}),
+        "an empty batch": "[]",
+        'a call of the method "weather/today"': json.dumps({"jsonrpc": "2.0", "id": request_id,
+                                                            "method": "weather/today"}),
+        "a tool call without a tool name": json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                                                       "params": {"arguments": {}}}),
+    }
+    try:
+        return frames[phrase]
+    except KeyError:
+        raise ValueError(f"unknown kind of request {phrase!r}; the features know {', '.join(frames)}") from None
 
 
 def _split(text: str) -> list[str]:
@@ -80,9 +146,51 @@ def parse_token(text: str) -> str | None:
     return TOKEN_PHRASES[text]
 
 
+_DEVICE_NAME = "(?:" + "|".join(sorted(DEVICE_TYPES, key=len, reverse=True)) + ")"
+
+
+@parse.with_pattern(f"{_DEVICE_NAME}(?:{_SEPARATOR}{_DEVICE_NAME})*")
+def parse_device_names(text: str) -> list[str]:
+    return _split(text)
+
+
 @parse.with_pattern(r"\d{3}(?: or \d{3})*")
 def parse_statuses(text: str) -> set[int]:
     return {int(code) for code in text.split(" or ")}
+
+
+def _alternatives(phrases) -> str:
+    return "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+
+
+@parse.with_pattern(_DEVICE_NAME)
+def parse_device_name(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"[a-z_]+")
+def parse_code(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(_alternatives(MALFORMED_MESSAGES))
+def parse_malformed(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(_alternatives(JSON_RPC_REQUESTS))
+def parse_rpc_request(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(_alternatives(CLOSE_REASONS))
+def parse_reason(text: str) -> int:
+    return CLOSE_REASONS[text]
+
+
+@parse.with_pattern(_alternatives(ADDRESSES))
+def parse_address(text: str) -> str:
+    return ADDRESSES[text]
 
 
 _registered = False
@@ -92,6 +200,8 @@ def register_phrases() -> None:
     """Register the parse types with behave (idempotent: each step module calls it)."""
     global _registered
     if not _registered:
-        register_type(Name=parse_name, Names=parse_names, Device=parse_device,
-                      Devices=parse_devices, Token=parse_token, Statuses=parse_statuses)
+        register_type(Name=parse_name, Names=parse_names, Device=parse_device, Devices=parse_devices,
+                      DeviceName=parse_device_name, DeviceNames=parse_device_names, Token=parse_token,
+                      Statuses=parse_statuses, Code=parse_code, Malformed=parse_malformed,
+                      RpcRequest=parse_rpc_request, Reason=parse_reason, Address=parse_address)
         _registered = True

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from .actors import AGENT_EVENTS, Actor, AgentRequest, Device, device_type
 from .connection import Frame, HandshakeRefused, RecordedConnection
 from .phrases import PUBLISHED_SETTINGS
+from .redaction import jwt_claims_unverified
 
 # Words a refusal must not contain: they would tell an attacker why a token failed.
 REVEALING_WORDS = ("signature", "expired", "issuer", "audience", "traceback", "exception",
@@ -28,16 +32,53 @@ def check_agent_events(request: AgentRequest, events: list[Frame],
                                  f"the question {request.question!r}: {frame.text}")
 
 
-def check_socket_bound_to(connection: RecordedConnection, device: Device) -> None:
-    """The welcome frame names the device's user and session."""
+def check_socket_bound_to(connection, user_id: str, session_id: str | None, who: str) -> None:
+    """The socket was accepted and its welcome frame names this user (and session, if given)."""
+    if not isinstance(connection, RecordedConnection):
+        raise AssertionError(f"no socket was opened for {who}: {connection}")
     welcome = next((f for f in connection.received() if f.type == "connected"), None)
     if welcome is None:
-        raise AssertionError(f"{device} received no welcome frame on its socket")
+        raise AssertionError(f"{who} received no welcome frame on the socket")
     payload = welcome.message.get("payload") or {}
-    expected = {"user_id": device.tokens.user_id, "session_id": device.tokens.session_id}
+    expected = {"user_id": user_id} if session_id is None else {"user_id": user_id, "session_id": session_id}
     actual = {key: payload.get(key) for key in expected}
     if actual != expected:
-        raise AssertionError(f"the socket of {device} is bound to {actual}; expected {expected}")
+        raise AssertionError(f"the socket of {who} is bound to {actual}; expected {expected}")
+
+
+async def check_closed_as(connection: RecordedConnection, code: int, timeout: float) -> None:
+    """The socket is closed by the service with ``code`` (waiting up to ``timeout`` seconds)."""
+    if not await connection.wait_closed(max(timeout, 0)):
+        raise AssertionError(f"{connection.owner} is still connected; expected to be disconnected with code {code}")
+    if connection.close_code != code:
+        raise AssertionError(f"{connection.owner} was disconnected with code {connection.close_code} "
+                             f"({connection.close_reason!r}); expected {code}")
+
+
+async def check_still_usable(device: Device, timeout: float) -> None:
+    """The device's socket is open and answers: a ping gets its pong, a fence comes back."""
+    connection = device.connection
+    if connection is None or not connection.is_open:
+        code = connection.close_code if connection else None
+        raise AssertionError(f"{device} is not connected (closed with {code})")
+    ping_id = connection.next_id("ping")
+    since = await connection.send({"type": "ping", "id": ping_id, "payload": {}})
+    await connection.wait_for(lambda f: f.type == "pong" and f.id == ping_id, "a pong to its ping", timeout, since)
+    await connection.fence(timeout, 0)
+    if not connection.is_open:
+        raise AssertionError(f"{device} was disconnected with code {connection.close_code}")
+
+
+async def error_reply(connection: RecordedConnection, code: str, timeout: float, since: int,
+                      message_id=None) -> Frame:
+    """The error frame with ``code`` that answered a message sent at transcript index ``since``."""
+    def matches(frame: Frame) -> bool:
+        return frame.type == "error" and (message_id is None or frame.id == message_id)
+    frame = await connection.wait_for(matches, f'an error "{code}"', timeout, since)
+    actual = (frame.message.get("payload") or {}).get("code")
+    if actual != code:
+        raise AssertionError(f"{connection.owner} was told {actual!r}; expected {code!r}: {frame.text}")
+    return frame
 
 
 def check_refused(outcome, statuses: set[int]) -> HandshakeRefused:
@@ -98,7 +139,7 @@ def check_distinct_sessions(actor: Actor, devices: list[str]) -> None:
         device = actor.device(name)
         if device.connection is None or not device.connection.is_open:
             raise AssertionError(f"{device} has no open socket")
-        check_socket_bound_to(device.connection, device)
+        check_socket_bound_to(device.connection, device.tokens.user_id, device.tokens.session_id, str(device))
 
 
 def check_sessions_recorded(actor: Actor, rows) -> None:
@@ -114,7 +155,8 @@ def check_sessions_recorded(actor: Actor, rows) -> None:
                                  f"expected {device_type(device.name)!r}")
 
 
-def check_execution_recorded(request: AgentRequest, device: Device, rows) -> None:
+def check_execution_recorded(request: AgentRequest, device: Device, rows, agent: str | None = None,
+                             tool: str | None = None) -> None:
     """agent_executions holds exactly one completed row for the request, on ``device``'s session."""
     if len(rows) != 1:
         raise AssertionError(f"agent_executions holds {len(rows)} rows for {request.device}'s question "
@@ -126,6 +168,9 @@ def check_execution_recorded(request: AgentRequest, device: Device, rows) -> Non
     if row["session_id"] != device.tokens.session_id:
         problems.append(f"it is recorded for session {row['session_id']}, expected {device}'s "
                         f"session {device.tokens.session_id}")
+    for column, expected in (("agent", agent), ("tool", tool)):
+        if expected is not None and row[column] != expected:
+            problems.append(f"its {column} is {row[column]!r}, expected {expected!r}")
     if row["completed_at"] is None or row["completed_at"] < row["started_at"]:
         problems.append(f"its timings are wrong (started {row['started_at']}, completed {row['completed_at']})")
     if problems:
@@ -142,3 +187,124 @@ def check_planted_leak_reported(violations, request: AgentRequest, receiver: Dev
                          (request.marker, "the frame")):
         if needed not in report:
             raise AssertionError(f"the leak detector's report does not name {what} ({needed!r}): {report}")
+
+
+def check_indistinguishable_refusals(existing: Frame, never_existed: Frame) -> None:
+    """Both answers are ``not_found`` errors that differ in nothing but the request id."""
+    for frame in (existing, never_existed):
+        if frame.type != "error" or (frame.message.get("payload") or {}).get("code") != "not_found":
+            raise AssertionError(f"expected the answer 'not_found'; got {frame.text}")
+    if existing.message["payload"] != never_existed.message["payload"]:
+        raise AssertionError(f"the answer for someone else's thread differs from the answer for a thread that "
+                             f"never existed: {existing.message['payload']} versus {never_existed.message['payload']}")
+
+
+def plan_setting(document: dict, plan: str, setting: str):
+    """What the config document publishes for ``setting`` on ``plan``.
+
+    Targets that publish plans (contract v3) are read per plan; others by their one limit.
+    """
+    plans = document.get("plans")
+    if plans is None:
+        return published_setting(document, setting)
+    if plan not in plans:
+        raise AssertionError(f"the service publishes no {plan!r} plan; it has {', '.join(plans)}")
+    key = PUBLISHED_SETTINGS[setting][-1]
+    if key not in plans[plan]:
+        raise AssertionError(f"the service does not publish {setting} for the {plan!r} plan")
+    return plans[plan][key]
+
+
+def check_published(document: dict, setting: str, expected, plan: str | None = None) -> None:
+    """The config document publishes ``setting`` (for ``plan``) with the value the business wants."""
+    value = published_setting(document, setting) if plan is None else plan_setting(document, plan, setting)
+    if value != expected:
+        where = f" on the {plan} plan" if plan else ""
+        raise AssertionError(f"the service publishes {setting}{where} = {value!r}; the business wants {expected!r}")
+
+
+SECRET_FIELD_NAMES = ("secret", "password", "private_key", "signing_key")
+
+
+def check_no_secret(document: dict, secret: str | None) -> None:
+    """A published document holds neither the signing secret nor any field named like a secret."""
+    text = json.dumps(document)
+    if secret and secret in text:
+        raise AssertionError("the published document contains the signing secret")
+    named = [name for name in _keys(document) if any(word in name.lower() for word in SECRET_FIELD_NAMES)]
+    if named:
+        raise AssertionError(f"the published document has fields named like secrets: {named}")
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield str(key)
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
+async def check_tabs_after_limit(tabs, limit: int, timeout: float, backstop: float) -> None:
+    """After opening more tabs than the limit: the excess is closed, exactly ``limit`` stay usable."""
+    excess = len(tabs) - limit
+    deadline = asyncio.get_running_loop().time() + timeout
+    while sum(1 for tab in tabs if not tab.is_open) < excess:
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    open_tabs = [tab for tab in tabs if tab.is_open]
+    await asyncio.gather(*(tab.fence(timeout, 0) for tab in open_tabs))
+    await asyncio.sleep(backstop)
+    still_open = [tab for tab in tabs if tab.is_open]
+    if len(still_open) != limit:
+        codes = [tab.close_code for tab in tabs]
+        raise AssertionError(f"{len(still_open)} of {len(tabs)} tabs stay connected; expected exactly {limit} "
+                             f"(close codes: {codes})")
+
+
+def check_tokens_bound(device: Device, others: list[Device] = ()) -> None:
+    """The device holds an access and a refresh token, the access token bound to its own session."""
+    tokens = device.tokens
+    if not tokens.access_token or not tokens.refresh_token:
+        raise AssertionError(f"{device} holds no {'access' if not tokens.access_token else 'refresh'} token")
+    claims = jwt_claims_unverified(tokens.access_token) or {}
+    if claims.get("sub") != tokens.user_id or claims.get("sid") != tokens.session_id:
+        raise AssertionError(f"the access token of {device} is bound to sub={claims.get('sub')}, "
+                             f"sid={claims.get('sid')}; expected {tokens.user_id}, {tokens.session_id}")
+    shared = [other for other in others if other.tokens.session_id == tokens.session_id]
+    if shared:
+        raise AssertionError(f"{device} shares its session with {shared[0]}")
+
+
+def check_fresh_tokens(device: Device) -> None:
+    """After a refresh: new access and refresh tokens, for the same session."""
+    old, new = device.previous_tokens[-1], device.tokens
+    if new.session_id != old.session_id:
+        raise AssertionError(f"the refresh moved {device} to another session ({old.session_id} -> {new.session_id})")
+    if new.access_token == old.access_token or new.refresh_token == old.refresh_token:
+        raise AssertionError(f"the refresh of {device} did not rotate its tokens")
+    check_tokens_bound(device)
+
+
+def check_nothing_ran(request: AgentRequest, rows) -> None:
+    """A refused request caused no agent event, and its run is recorded as refused (if at all)."""
+    ran = [f for f in request.device.connection.received(request.sent_index)
+           if f.id == request.id and f.type in ("agent_started", "agent_thinking", "tool_executing",
+                                                  "tool_completed", "agent_completed")]
+    if ran:
+        raise AssertionError(f"the refused request of {request.device} still ran: {ran[0].text}")
+    if any(row["status"] != "refused" for row in rows):
+        raise AssertionError(f"the refused request is recorded with status {[r['status'] for r in rows]}; "
+                             f"expected 'refused'")
+
+
+def check_thread_recorded(row, user_id: str, scope: str, session_id: str | None) -> None:
+    """user_threads holds the thread for ``user_id`` with ``scope`` and its session (None: user-wide)."""
+    if row is None:
+        raise AssertionError("user_threads holds no row for the thread")
+    expected = {"user_id": user_id, "scope": scope, "session_id": session_id}
+    actual = {key: row[key] for key in expected}
+    if actual != expected:
+        raise AssertionError(f"user_threads records the thread as {actual}; expected {expected}")

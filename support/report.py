@@ -9,6 +9,10 @@ catalogue, keyed by the scenario's ``@req.<ID>`` tags.
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
 import allure_commons
 from allure_commons.model2 import Label, Link, Status, StatusDetails
 from allure_commons.types import AttachmentType
@@ -80,4 +84,127 @@ def attach_allure_formatter(runner, config, directory: str) -> None:
     if directory.lower() in ("", "off", "none") or any(
             isinstance(f, AllureFormatter) for f in runner.formatters):
         return
+    clear_previous_results(Path(directory))
     runner.formatters.append(AllureFormatter(StreamOpener(filename=directory), config))
+
+
+# What Allure, and a run of this suite, write into an allure-results directory.
+RESULT_FILES = ("*-result.json", "*-container.json", "*-attachment.*", "environment.properties",
+                "executor.json", "categories.json")
+
+
+def clear_previous_results(directory: Path) -> None:
+    """Remove the previous run's results, so the report shows this run and only this run.
+
+    Only Allure's own files are removed; trends across runs live in the report's history
+    file (see ``python -m support.build_report``), not in old results.
+    """
+    if not directory.is_dir():
+        return
+    for pattern in RESULT_FILES:
+        for path in directory.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
+def allure_results_directory(runner) -> Path | None:
+    """The directory the run's Allure formatter writes to, or None when none runs."""
+    from allure_behave.formatter import AllureFormatter
+
+    for formatter in getattr(runner, "formatters", None) or []:
+        if isinstance(formatter, AllureFormatter):
+            return Path(formatter.file_logger._report_dir)
+    return None
+
+
+def run_environment(harness, coverage=None) -> dict[str, str]:
+    """What the report names as the run's environment: target, backend version, mode, suite."""
+    from . import __version__
+
+    environment = {}
+    if harness is not None:
+        targets = [t.strip() for t in (harness.settings.target_url or "").split(",") if t.strip()]
+        environment["Target"] = ", ".join(_without_credentials(t) for t in targets) or "none"
+        environment["Target source"] = (
+            "started by this run" if harness.services is not None else "an existing deployment")
+        documents = _config_documents(harness)
+        environment["Backend version"] = _distinct(doc.get("version") for doc in documents)
+        environment["Mode"] = _distinct(doc.get("mode") for doc in documents)
+    environment["Suite version"] = __version__
+    if coverage is not None:
+        # The whole table is under "Global Attachments" on the report's home page.
+        environment["Requirements"] = coverage.short_summary()
+    environment["Suite runtime"] = f"Python {platform.python_version()}, behave {_behave_version()}"
+    if harness is not None:
+        environment = {key: harness.redactor.redact(value) for key, value in environment.items()}
+    return environment
+
+
+def write_environment(directory: Path, environment: dict[str, str]) -> Path:
+    """Write ``environment.properties``, which Allure shows on the report's home page."""
+    lines = [f"{_escape_property(key, key=True)}={_escape_property(value)}"
+             for key, value in environment.items()]
+    path = Path(directory) / "environment.properties"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def finish_run(runner, harness) -> None:
+    """The end of a run (from after_all): the coverage summary, the report's environment.
+
+    Never raises: a failure here is reported and must not hide the run's own outcome.
+    """
+    from .coverage import Coverage
+    from .launcher import say
+
+    try:
+        catalogue = harness.catalogue if harness is not None else None
+        coverage = Coverage.from_behave(runner.features, catalogue)
+        directory = allure_results_directory(runner)
+        if directory is not None:
+            write_environment(directory, run_environment(harness, coverage))
+        for line in coverage.summary_lines():
+            say(line)
+    except Exception as error:  # noqa: BLE001 - the summary is a courtesy, the run decides
+        say(f"the requirement coverage summary could not be written: {error!r}")
+
+
+def _config_documents(harness) -> list[dict]:
+    """The config document of every instance of the target the harness discovered."""
+    instances = getattr(harness, "instances", None)
+    if instances:
+        return [getattr(instance, "config", None) or {} for instance in instances]
+    try:
+        return [harness.config_document or {}]
+    except (AttributeError, IndexError):
+        return []
+
+
+def _distinct(values) -> str:
+    """``development``, or ``development, production`` when instances differ."""
+    shown = list(dict.fromkeys(str(value) for value in values if value not in (None, "")))
+    return ", ".join(shown) or "not published"
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _escape_property(text: str, key: bool = False) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    if key:
+        for char in " =:":
+            text = text.replace(char, "\\" + char)
+    return text
+
+
+def _behave_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("behave")
+    except PackageNotFoundError:
+        return "unknown"

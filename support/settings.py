@@ -67,9 +67,10 @@ class Settings:
 
     def _validate(self) -> None:
         if self.target_url is not None:
-            if not self.target_url.startswith(("http://", "https://")):
-                raise SettingsError(
-                    f"TARGET_URL must start with http:// or https://, got {self.target_url!r}")
+            for url in self.target_url.split(","):
+                if not url.strip().startswith(("http://", "https://")):
+                    raise SettingsError(
+                        f"TARGET_URL must list URLs starting with http:// or https://, got {url.strip()!r}")
             if not (self.jwt_secret or self.jwt_private_key_file):
                 raise SettingsError(
                     "TARGET_URL is set but neither JWT_SECRET nor JWT_PRIVATE_KEY_FILE is: the "
@@ -82,9 +83,13 @@ class Settings:
         return self.target_url is None
 
     @property
-    def websocket_url(self) -> str:
-        """The target's base URL with the WebSocket scheme."""
+    def target_urls(self) -> list[str]:
+        """Every instance of the target (TARGET_URL may list several, comma-separated)."""
         if self.target_url is None:
             raise SettingsError("no target yet: the embedded backend has not been started")
-        base = self.target_url.rstrip("/")
-        return "ws" + base[len("http"):]
+        return [url.strip().rstrip("/") for url in self.target_url.split(",") if url.strip()]
+
+
+def websocket_base(http_url: str) -> str:
+    """An instance's base URL with the WebSocket scheme."""
+    return "ws" + http_url.rstrip("/")[len("http"):]

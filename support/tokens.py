@@ -50,6 +50,11 @@ class TokenFactory:
         }
         return jwt.encode(claims, self.signing_key if key is None else key, algorithm=self.algorithm)
 
+    @staticmethod
+    def expiry(token: str) -> float:
+        """The token's ``exp`` claim, seconds since the epoch."""
+        return float(jwt_claims_unverified(token)["exp"])
+
     def bad_token(self, kind: str, user_id: str, session_id: str) -> str:
         """A token for this user and session that is invalid in the way ``kind`` names."""
         if kind == "malformed":

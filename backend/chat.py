@@ -1,0 +1,168 @@
+"""The JSON envelope on /ws, /ws/{user_id} and /ws/v1/{user_id} (contract section 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import redis.asyncio as redis
+from starlette.datastructures import State
+from starlette.websockets import WebSocket
+
+from . import db, fanout
+from .auth import verify_live_token
+from .connection import CLOSE_REAUTH_REFUSED, Connection
+from .fanout import session_channel, user_channel
+from .messages import UNCOUNTED_TYPES, ClientMessage, ProtocolError, error_frame, frame, parse, timestamp
+from .tokens import Grant
+
+log = logging.getLogger(__name__)
+
+# A failing dependency costs the client one answer (`unavailable`), not its socket.
+UNAVAILABLE = (*db.UNAVAILABLE, *fanout.UNAVAILABLE, redis.RedisError)
+SCOPES = ("session", "user")
+
+
+class ChatConnection(Connection):
+    def __init__(self, websocket: WebSocket, grant: Grant, state: State):
+        super().__init__(websocket, grant, state)
+        self.channels = (session_channel(self.identity.session_id), user_channel(self.identity.user_id))
+        self.agent_turn = asyncio.Lock()
+        connected = {"user_id": str(self.identity.user_id), "session_id": str(self.identity.session_id),
+                     "connection_id": self.id}
+        self.send(frame("connected", None, connected))
+
+    async def open(self) -> None:
+        # Subscribed before counted: a socket that is counted already hears its events.
+        # Fan-out frames arrive encoded and go out as they are.
+        for channel in self.channels:
+            await self.state.fanout.subscribe(channel, self.send_text)
+        await super().open()
+
+    async def release(self) -> None:
+        await super().release()
+        for channel in self.channels:
+            await self.state.fanout.unsubscribe(channel, self.send_text)
+
+    # Frames in -------------------------------------------------------------------------
+
+    async def on_text(self, text: str) -> None:
+        try:
+            message, refusal = parse(text), None
+        except ProtocolError as exc:
+            message, refusal = None, exc
+        request_id = message.id if message else refusal.id
+        try:
+            # Every frame counts but ping and fence, even one that does not parse: garbage
+            # is no way around the limit.
+            if (message is None or message.type not in UNCOUNTED_TYPES) and await self.rate_limited(request_id):
+                return
+            if refusal is not None:
+                raise refusal
+            if _claims_another_user(message.payload, self.identity.user_id):
+                raise ProtocolError("forbidden_identity", "the message claims another user's identity", message.id)
+            # Each client type (checked by parse) is the name of its handler below.
+            await getattr(self, message.type)(message)
+        except ProtocolError as exc:
+            self.send(exc.frame())
+        except UNAVAILABLE as exc:
+            log.warning("connection %s: a dependency is unavailable (%s)", self.id, type(exc).__name__)
+            self.send(error_frame("unavailable", "the service is temporarily unavailable; try again", request_id))
+
+    async def on_binary(self) -> None:
+        try:
+            if await self.rate_limited(None):
+                return
+        except UNAVAILABLE:
+            pass  # the answer is the same either way
+        self.send(error_frame("binary_frame", "this socket speaks JSON text frames only; got a binary frame"))
+
+    async def rate_limited(self, message_id: str | None) -> bool:
+        retry_after = await self.state.limiter.retry_after(self.identity.user_id)
+        if retry_after is None:
+            return False
+        self.send(error_frame("rate_limited", f"too many messages; retry in {retry_after} s", message_id,
+                              retry_after_seconds=retry_after))
+        return True
+
+    # Message types ---------------------------------------------------------------------
+
+    async def ping(self, message: ClientMessage) -> None:
+        self.send(frame("pong", message.id, {}))
+
+    async def fence(self, message: ClientMessage) -> None:
+        # Through Redis on purpose: the fence's reply follows every event published before it.
+        await self.state.fanout.publish(self.channels[0], frame("fence", message.id, {}))
+
+    async def chat(self, message: ClientMessage) -> None:
+        self.state.agent.start(self.identity, message.id, message.payload["text"], self.send, self.agent_turn)
+
+    async def reauthenticate(self, message: ClientMessage) -> None:
+        """The socket lives on by a new token, of this very user and session, or not at all."""
+        grant = await verify_live_token(self.state.config, self.state.pool, message.payload["token"])
+        if grant is None or grant.identity != self.identity:
+            self.send(error_frame("reauthentication_refused", "the token is not valid for this socket", message.id))
+            self.close(CLOSE_REAUTH_REFUSED, "reauthentication refused")
+            return
+        self.expires_at = grant.expires_at
+        self.arm_expiry()
+        expires_at = timestamp(datetime.fromtimestamp(grant.expires_at, timezone.utc))
+        self.send(frame("reauthenticated", message.id, {"expires_at": expires_at}))
+
+    async def thread_create(self, message: ClientMessage) -> None:
+        title, scope = message.payload["title"].strip(), message.payload["scope"]
+        if scope not in SCOPES:
+            raise ProtocolError("invalid_message", '"scope" must be "session" or "user"', message.id, field="scope")
+        thread_id = await db.create_thread(
+            self.state.pool, user_id=self.identity.user_id,
+            session_id=self.identity.session_id if scope == "session" else None, scope=scope, title=title,
+        )
+        self.send(frame("thread_created", message.id, {"thread_id": str(thread_id), "title": title, "scope": scope}))
+
+    async def thread_read(self, message: ClientMessage) -> None:
+        thread = await self.visible_thread(message)
+        rows = await db.thread_messages(self.state.pool, thread["id"])
+        self.send(frame("thread", message.id, {
+            "thread_id": str(thread["id"]), "title": thread["title"], "scope": thread["scope"],
+            "messages": [{"text": row["text"], "ts": timestamp(row["created_at"])} for row in rows],
+        }))
+
+    async def thread_post(self, message: ClientMessage) -> None:
+        thread = await self.visible_thread(message)
+        text = message.payload["text"]
+        await db.add_thread_message(self.state.pool, thread["id"], self.identity.user_id, self.identity.session_id, text)
+        audience = session_channel(thread["session_id"]) if thread["scope"] == "session" else self.channels[1]
+        await self.state.fanout.publish(audience, frame("thread_message", message.id,
+                                                        {"thread_id": str(thread["id"]), "text": text}))
+
+    async def thread_subscribe(self, message: ClientMessage) -> None:
+        # The thread's audience already gets its messages through its channels; this
+        # confirms the socket is in that audience.
+        thread = await self.visible_thread(message)
+        self.send(frame("thread_subscribed", message.id, {"thread_id": str(thread["id"])}))
+
+    async def visible_thread(self, message: ClientMessage) -> asyncpg.Record:
+        """The thread named in the payload, or `not_found`, the same for every reason."""
+        try:
+            thread_id = uuid.UUID(message.payload["thread_id"])
+        except ValueError:
+            thread_id = None  # not even an id: answered like any other thread that is not there
+        thread = None if thread_id is None else await db.visible_thread(
+            self.state.pool, thread_id, self.identity.user_id, self.identity.session_id
+        )
+        if thread is None:
+            raise ProtocolError("not_found", "no such thread", message.id)
+        return thread
+
+
+def _claims_another_user(payload: dict[str, Any], user_id: uuid.UUID) -> bool:
+    if "user_id" not in payload:
+        return False
+    try:
+        return uuid.UUID(str(payload["user_id"])) != user_id
+    except ValueError:
+        return True

@@ -1,0 +1,196 @@
+"""The connection registry: every open socket of every instance, in Redis, and the per-user limit.
+
+One sorted set per user, `connections:user:<user_id>`, holds the ids of the user's sockets
+scored by accept time (Redis's clock, in microseconds, so every instance orders them alike).
+One Lua script adds a socket and pops the oldest beyond the limit in a single step, so
+handshakes racing on several instances always leave exactly the limit registered, and
+publishes the evicted ids on `control:user:<user_id>`. That channel is internal: an instance
+subscribes to it for the users it serves, closes its evicted sockets with 4008, and never
+forwards it to a client.
+
+A crashed instance cannot remove its entries. Every instance therefore stamps its live
+entries in a second sorted set, `connections-seen:user:<user_id>`, every REFRESH_SECONDS;
+the script drops entries not stamped for STALE_SECONDS before it counts, and both keys
+expire when nothing stamps them any more. The refresh also reports entries that are gone
+(an eviction whose message was lost): their sockets are closed with 4008 too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import redis.asyncio as redis
+
+from .fanout import UNAVAILABLE, Fanout, Sink
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 10
+STALE_SECONDS = 30
+
+# KEYS: connections, seen. ARGV: connection id, limit, stale seconds, control channel.
+# Returns the evicted connection ids (possibly the new one, if it lost a tie).
+REGISTER = """
+local now = redis.call('TIME')
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', tonumber(now[1]) - tonumber(ARGV[3]))
+for _, id in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+-- Built as a string: a Lua number would print 16 digits as 1.7e+15 and lose the order.
+redis.call('ZADD', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])), ARGV[1])
+redis.call('ZADD', KEYS[2], now[1], ARGV[1])
+local evicted = {}
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if excess > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], excess)
+  for i = 1, #popped, 2 do
+    evicted[#evicted + 1] = popped[i]
+    redis.call('ZREM', KEYS[2], popped[i])
+  end
+  redis.call('PUBLISH', ARGV[4], cjson.encode({evict = evicted}))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return evicted
+"""
+
+# KEYS: connections, seen. ARGV: stale seconds, then connection ids. Returns the ids that are gone.
+REFRESH = """
+local now = redis.call('TIME')[1]
+local gone = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[2], now, ARGV[i])
+  else
+    gone[#gone + 1] = ARGV[i]
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return gone
+"""
+
+
+def connections_key(user_id: UUID) -> str:
+    return f"connections:user:{user_id}"
+
+
+def seen_key(user_id: UUID) -> str:
+    return f"connections-seen:user:{user_id}"
+
+
+def control_channel(user_id: UUID) -> str:
+    return f"control:user:{user_id}"
+
+
+@dataclass
+class Entry:
+    user_id: UUID
+    evict: Callable[[], None]
+    sink: Sink
+    counted: bool = False  # the register script has run; until then the refresh leaves it alone
+
+
+class Registry:
+    def __init__(self, fanout: Fanout, limit: int):
+        self._fanout = fanout
+        self._redis: redis.Redis = fanout.redis
+        self._limit = limit
+        self._register = self._redis.register_script(REGISTER)
+        self._refresh = self._redis.register_script(REFRESH)
+        self._local: dict[str, Entry] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    @property
+    def open(self) -> int:
+        """Sockets this instance holds."""
+        return len(self._local)
+
+    def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="registry-refresh")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+
+    async def register(self, connection_id: str, user_id: UUID, evict: Callable[[], None]) -> None:
+        """Count a new socket; the user's oldest beyond the limit get `evict()`ed, wherever they are.
+
+        Subscribes to the user's control channel first, so no eviction of this socket,
+        decided on any instance, can pass unheard.
+        """
+        def sink(text: str) -> None:
+            if connection_id in _evicted(text):
+                evict()
+
+        entry = self._local[connection_id] = Entry(user_id, evict, sink)
+        try:
+            await self._fanout.subscribe(control_channel(user_id), sink)
+            evicted = await self._register(
+                keys=[connections_key(user_id), seen_key(user_id)],
+                args=[connection_id, self._limit, STALE_SECONDS, control_channel(user_id)],
+            )
+        except BaseException:
+            # Also when cancelled (the handshake timed out): the script may have run anyway.
+            await self.unregister(connection_id)
+            raise
+        entry.counted = True
+        if connection_id in evicted:
+            evict()
+
+    async def unregister(self, connection_id: str) -> None:
+        entry = self._local.pop(connection_id, None)
+        if entry is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(connections_key(entry.user_id), connection_id)
+                pipe.zrem(seen_key(entry.user_id), connection_id)
+                await pipe.execute()
+        except (redis.RedisError, *UNAVAILABLE) as exc:
+            # Not stamped any more, the entry is dropped after STALE_SECONDS.
+            log.warning("could not remove connection %s from the registry: %s", connection_id, exc)
+        await self._fanout.unsubscribe(control_channel(entry.user_id), entry.sink)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except (redis.RedisError, *UNAVAILABLE) as exc:
+                log.warning("could not refresh the connection registry: %s", exc)
+
+    async def refresh(self) -> None:
+        """Stamp every local entry as alive; evict the sockets whose entries are gone."""
+        by_user: dict[UUID, list[str]] = {}
+        for connection_id, entry in self._local.items():
+            if entry.counted:
+                by_user.setdefault(entry.user_id, []).append(connection_id)
+        if not by_user:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, ids in by_user.items():
+                await self._refresh(keys=[connections_key(user_id), seen_key(user_id)], args=[STALE_SECONDS, *ids],
+                                    client=pipe)
+            results = await pipe.execute()
+        for gone in results:
+            for connection_id in gone:
+                entry = self._local.get(connection_id)
+                if entry is not None:
+                    log.info("connection %s left the registry unnoticed; closing it", connection_id)
+                    entry.evict()
+
+
+def _evicted(text: str) -> list[str]:
+    try:
+        ids = json.loads(text).get("evict")
+    except (ValueError, AttributeError):
+        return []
+    return ids if isinstance(ids, list) else []

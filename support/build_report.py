@@ -1,0 +1,155 @@
+"""Build the release report from a run's Allure results: one self-contained HTML file.
+
+    python -m support.build_report [--results allure-results] [--output allure-report]
+                                   [--history allure-history.jsonl]
+
+Runs Allure 3 (pinned in package.json, installed with ``npm ci`` the first time) with
+``allurerc.mjs``, and writes ``allure-report/index.html``, which opens from disk with no
+server. Next to it, the requirement coverage table as ``requirement-coverage.html`` (one
+anchor per requirement: ``requirement-coverage.html#ISO-01``), ``.csv`` and ``.json``. The
+same table is embedded in the report, under "Global Attachments" on its home page. Each
+build appends one line to the history file, which the report's History tabs and trend
+charts read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .coverage import Coverage
+
+REPO = Path(__file__).resolve().parent.parent
+ALLURE = REPO / "node_modules" / ".bin" / "allure"
+CONFIG = REPO / "allurerc.mjs"
+
+# Allure 3.x's Awesome report always embeds Google Analytics (its template hard-codes it on).
+# A release report of a security product must not call home when opened, so it is removed.
+_ANALYTICS = re.compile(
+    r'<script async src="https://www\.googletagmanager\.com/[^"]*"></script>\s*'
+    r'<script>\s*window\.dataLayer.*?</script>', re.S)
+
+
+# How the single-file report carries each of its data files: d("data/...","<base64>").
+_EMBEDDED = re.compile(r'\bd\("(?P<path>[^"]+)","(?P<data>[A-Za-z0-9+/=]*)"\)')
+
+
+class BuildError(RuntimeError):
+    """The report could not be built; the message says why and what to do."""
+
+
+@dataclass
+class BuiltReport:
+    index: Path
+    coverage: Coverage
+    seconds: float
+
+
+def _installed_allure_is_pinned() -> bool:
+    try:
+        pinned = json.loads((REPO / "package.json").read_text())["dependencies"]["allure"]
+        installed = json.loads((REPO / "node_modules" / "allure" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return ALLURE.exists() and installed == pinned
+
+
+def ensure_allure() -> Path:
+    """The pinned Allure 3 command line, installed with ``npm ci`` when node_modules lacks it."""
+    if _installed_allure_is_pinned():
+        return ALLURE
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BuildError("npm was not found: the report needs Node.js 20 and npm (Allure 3 comes from "
+                         "the npm registry, pinned in package.json)")
+    print("[report] installing Allure 3 from package-lock.json (npm ci) ...", file=sys.stderr, flush=True)
+    completed = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO,
+                               capture_output=True, text=True)
+    if completed.returncode != 0 or not _installed_allure_is_pinned():
+        raise BuildError(f"npm ci failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+    return ALLURE
+
+
+def strip_analytics(index: Path) -> None:
+    text = index.read_text(encoding="utf-8")
+    text = _ANALYTICS.sub("", text)
+    if "googletagmanager" in text:
+        raise BuildError(f"{index} would load Google Analytics when opened, and the pattern that removes "
+                         "it no longer matches: check support/build_report.py against this Allure version")
+    index.write_text(text, encoding="utf-8")
+
+
+def embedded_files(index: Path) -> dict[str, bytes]:
+    """The data files a single-file report carries: path -> content (test results, attachments)."""
+    text = Path(index).read_text(encoding="utf-8")
+    return {match["path"]: base64.b64decode(match["data"]) for match in _EMBEDDED.finditer(text)}
+
+
+def build(results: Path, output: Path, history: Path) -> BuiltReport:
+    started = time.monotonic()
+    results, output, history = Path(results).resolve(), Path(output).resolve(), Path(history).resolve()
+    if not any(results.glob("*-result.json")):
+        raise BuildError(f"no Allure results in {results}: run the specification first (`behave`)")
+    allure = ensure_allure()
+    coverage = Coverage.from_allure_results(results)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="report-") as staging:
+        table = Path(staging) / "requirement-coverage.csv"
+        table.write_text(coverage.to_csv(), encoding="utf-8")
+        environment = {**os.environ, "REPORT_OUTPUT": str(output), "REPORT_HISTORY": str(history),
+                       "REPORT_COVERAGE": str(table)}
+        completed = subprocess.run([str(allure), "generate", str(results), "--config", str(CONFIG)],
+                                   cwd=REPO, env=environment, capture_output=True, text=True)
+    index = output / "index.html"
+    if completed.returncode != 0 or not index.exists():
+        raise BuildError(f"allure generate failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+    strip_analytics(index)
+    coverage.write(output)
+    _point_manifest_at_the_table(output)
+    return BuiltReport(index, coverage, time.monotonic() - started)
+
+
+def _point_manifest_at_the_table(output: Path) -> None:
+    """Allure lists the staged table in artifacts.json; point it at the copy next to the report."""
+    manifest = output / "artifacts.json"
+    if not manifest.exists():
+        return
+    entries = json.loads(manifest.read_text(encoding="utf-8"))
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == "requirement-coverage.csv":
+            entry["path"] = "requirement-coverage.csv"
+    manifest.write_text(json.dumps(entries), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m support.build_report", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default=REPO / "allure-results", type=Path,
+                        help="the run's Allure results (default: allure-results)")
+    parser.add_argument("--output", default=REPO / "allure-report", type=Path,
+                        help="where the report goes (default: allure-report)")
+    parser.add_argument("--history", default=REPO / "allure-history.jsonl", type=Path,
+                        help="the history kept across builds (default: allure-history.jsonl)")
+    arguments = parser.parse_args(argv)
+    try:
+        report = build(arguments.results, arguments.output, arguments.history)
+    except BuildError as error:
+        print(f"[report] {error}", file=sys.stderr)
+        return 2
+    print(f"[report] {report.coverage.headline()}")
+    print(f"[report] built in {report.seconds:.1f} s: {report.index} (open it from disk; the coverage "
+          f"table is also in {report.index.parent / 'requirement-coverage.html'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
