@@ -1,16 +1,23 @@
-"""The built-in agent: deterministic, it answers a chat question by quoting it.
+"""The built-in agents: deterministic, they answer a chat question by quoting it.
 
 Every run is recorded in agent_executions and reports its progress as five events
-published on the asking session's channel, all carrying the chat message's id. The row
-is marked completed just before the last event goes out.
+published on the asking session's channel, all carrying the chat message's id, the agent
+and, from tool_executing on, the tool. The row is marked completed just before the last
+event goes out.
+
+Before anything runs, the socket's plan and role must allow the tool (else one
+`permission_denied` event) and the plan's daily allowance must have room (else an
+`usage_limit_reached` error); either refusal is recorded with status `refused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, time, timedelta, timezone
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -18,34 +25,50 @@ import asyncpg
 from . import db, fanout
 from .fanout import Fanout, session_channel
 from .messages import error_frame, frame
+from .plans import Plan, Role, refusal
 from .tokens import Identity
+from .tools import TOOLS
 
 log = logging.getLogger(__name__)
 
-AGENT = "assistant"
-TOOL = "knowledge_lookup"
+AGENTS = ("assistant", "researcher", "planner")
+DEFAULT_AGENT = "assistant"
 EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
 
 Reply = Callable[[dict[str, Any]], None]
 UNAVAILABLE = db.UNAVAILABLE + fanout.UNAVAILABLE
 
 
-def lookup(question: str) -> str:
-    """What the knowledge_lookup tool finds; it quotes the question (also served on /ws/mcp)."""
-    return f'The knowledge base holds one note on "{question}": this reference backend answers every question the same way.'
+class Ask(NamedTuple):
+    """One chat message: who asks, its id, the question, and the agent and tool it names."""
+
+    identity: Identity
+    request_id: str
+    question: str
+    agent: str
+    tool: str
 
 
-def script(run_id: UUID, question: str) -> list[tuple[str, dict[str, Any]]]:
+def script(run_id: UUID, ask: Ask) -> list[tuple[str, dict[str, Any]]]:
     """The events of one run, in order. The thought, tool input and answer quote the question."""
-    run = str(run_id)
-    finding = lookup(question)
+    run, agent, tool, question = str(run_id), ask.agent, ask.tool, ask.question
+    finding = TOOLS[tool].run(question)
     return [
-        ("agent_started", {"run_id": run, "agent": AGENT}),
-        ("agent_thinking", {"run_id": run, "thought": f'The user asks "{question}". I will look it up in the knowledge base.'}),
-        ("tool_executing", {"run_id": run, "tool": TOOL, "input": question}),
-        ("tool_completed", {"run_id": run, "tool": TOOL, "output": finding}),
-        ("agent_completed", {"run_id": run, "answer": f'You asked "{question}". {finding}'}),
+        ("agent_started", {"run_id": run, "agent": agent}),
+        ("agent_thinking", {"run_id": run, "agent": agent,
+                            "thought": f'The user asks "{question}". I will use {tool} to answer.'}),
+        ("tool_executing", {"run_id": run, "agent": agent, "tool": tool, "input": question}),
+        ("tool_completed", {"run_id": run, "agent": agent, "tool": tool, "output": finding}),
+        ("agent_completed", {"run_id": run, "agent": agent, "tool": tool,
+                             "answer": f'You asked "{question}". {finding}'}),
     ]
+
+
+def seconds_until_tomorrow(now: datetime | None = None) -> int:
+    """Whole seconds until the next UTC midnight, when the daily allowance starts again (>= 1)."""
+    now = now or datetime.now(timezone.utc)
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(), timezone.utc)
+    return max(1, math.ceil((midnight - now).total_seconds()))
 
 
 class Agent:
@@ -54,13 +77,14 @@ class Agent:
         self._fanout = fanout
         self._runs: set[asyncio.Task[None]] = set()
 
-    def start(self, identity: Identity, request_id: str, question: str, reply: Reply, turn: asyncio.Lock) -> None:
+    def start(self, ask: Ask, plan: Plan, role: Role, reply: Reply, turn: asyncio.Lock) -> None:
         """Answer in the background so the socket keeps reading.
 
-        `reply` sends a frame straight to the asking socket (used only for failures);
-        runs holding the same `turn` lock run one after another, in the order started.
+        `plan` and `role` are the asking socket's. `reply` sends a frame straight to the
+        asking socket (errors only); runs holding the same `turn` lock run one after
+        another, in the order started.
         """
-        task = asyncio.create_task(self._run(identity, request_id, question, reply, turn), name=f"agent-{request_id}")
+        task = asyncio.create_task(self._run(ask, plan, role, reply, turn), name=f"agent-{ask.request_id}")
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
 
@@ -70,20 +94,33 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._runs, return_exceptions=True)
 
-    async def _run(self, identity: Identity, request_id: str, question: str, reply: Reply, turn: asyncio.Lock) -> None:
+    async def _run(self, ask: Ask, plan: Plan, role: Role, reply: Reply, turn: asyncio.Lock) -> None:
         async with turn:
+            identity, request_id = ask.identity, ask.request_id
+            channel = session_channel(identity.session_id)
+            record = {"user_id": identity.user_id, "session_id": identity.session_id, "request_id": request_id,
+                      "agent": ask.agent, "tool": ask.tool}
             try:
-                run_id = await db.start_execution(
-                    self._pool, user_id=identity.user_id, session_id=identity.session_id,
-                    request_id=request_id, agent=AGENT, tool=TOOL,
-                )
+                reason = refusal(plan, role, ask.tool)
+                if reason is not None:
+                    await db.record_refusal(self._pool, **record, error=f"permission_denied: {reason}")
+                    # In place of the run's events, where they would have gone.
+                    await self._fanout.publish(channel, frame("permission_denied", request_id,
+                                                              {"tool": ask.tool, "reason": reason}))
+                    return
+                run_id, allowed = await db.start_execution(self._pool, **record, runs_per_day=plan.agent_runs_per_day)
             except Exception as exc:
-                _log_failure(f"could not record an agent run for request {request_id!r}", exc)
+                _log_failure(f"could not start an agent run for request {request_id!r}", exc)
                 reply(error_frame("agent_failed", "the agent could not start; try again", request_id))
                 return
+            if not allowed:
+                limit = plan.agent_runs_per_day
+                reply(error_frame("usage_limit_reached", f"the {plan.name} plan allows {limit} agent runs a day; "
+                                  "the allowance starts again at midnight UTC", request_id,
+                                  limit=limit, retry_after_seconds=seconds_until_tomorrow()))
+                return
             try:
-                channel = session_channel(identity.session_id)
-                *progress, (last, result) = script(run_id, question)
+                *progress, (last, result) = script(run_id, ask)
                 for event, payload in progress:
                     await self._fanout.publish(channel, frame(event, request_id, payload))
                 # Recorded before it is announced: a client holding agent_completed

@@ -19,13 +19,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from . import __version__, auth, db, fanout
-from .agent import EVENTS, Agent
+from . import __version__, account, auth, db, fanout
+from .agent import AGENTS, EVENTS, Agent
 from .config import Config
 from .fanout import Fanout
 from .ratelimit import RateLimiter
 from .registry import Registry
+from .store import Breaker, IdentityStore, call_timeout
 from .tokens import ALGORITHMS, Identity, issue_access_token, verify_access_token
+from .tools import TOOLS
 from .websocket import UNAVAILABLE, chat_endpoint, mcp_endpoint
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ def auth_methods(config: Config) -> list[str]:
 
 def config_document(config: Config) -> dict[str, Any]:
     """GET /ws/config (contract section 7). Built from settings that are safe to publish."""
+    catalogue = config.plans
+    free = catalogue.default_plan
     return {
         "version": __version__,
         "mode": config.mode,
@@ -56,13 +60,18 @@ def config_document(config: Config) -> dict[str, Any]:
                  "subprotocol_marker": auth.SUBPROTOCOL_MARKER, "algorithms": list(ALGORITHMS),
                  "issuer": config.jwt_issuer, "audience": config.jwt_audience,
                  "access_token_ttl_seconds": config.access_token_ttl_seconds},
-        "limits": {"max_connections_per_user": config.max_connections_per_user,
+        # The default plan's; each plan's own are under "plans".
+        "limits": {"max_connections_per_user": free.max_connections_per_user,
                    "max_message_bytes": config.max_message_bytes,
-                   "messages_per_minute": config.messages_per_minute},
+                   "messages_per_minute": free.messages_per_minute},
         "heartbeat": {"interval_seconds": config.heartbeat_interval_seconds,
                       "timeout_seconds": config.heartbeat_timeout_seconds},
-        "timeouts": {"handshake_seconds": config.handshake_timeout_seconds},
-        "agent": {"events": list(EVENTS)},
+        "timeouts": {"handshake_seconds": config.handshake_timeout_seconds,
+                     "identity_store_cooldown_seconds": config.identity_store_cooldown_seconds},
+        "agent": {"events": list(EVENTS), "names": list(AGENTS)},
+        "tools": list(TOOLS),
+        "plans": {name: plan.document() for name, plan in catalogue.plans.items()},
+        "roles": {name: role.document() for name, role in catalogue.roles.items()},
     }
 
 
@@ -85,7 +94,7 @@ def create_app(config: Config) -> Starlette:
                 pool = await db.connect(config.database_url)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise StartupError(f"cannot use PostgreSQL at DATABASE_URL: {exc}") from None
-            stack.push_async_callback(pool.close)
+            stack.push_async_callback(db.close, pool)
             events = Fanout(config.redis_url)
             try:
                 await events.start()
@@ -93,13 +102,15 @@ def create_app(config: Config) -> Starlette:
                 await events.close()
                 raise StartupError(f"cannot use Redis at REDIS_URL: {exc}") from None
             stack.push_async_callback(events.close)
-            registry = Registry(events, config.max_connections_per_user)
+            registry = Registry(events, revocation_seconds=config.access_token_ttl_seconds)
             registry.start()
             stack.push_async_callback(registry.close)
             agent = Agent(pool, events)
             stack.push_async_callback(agent.close)  # runs first: runs still need the pool and Redis
             app.state.config, app.state.pool, app.state.fanout, app.state.agent = config, pool, events, agent
-            app.state.registry, app.state.limiter = registry, RateLimiter(events.redis, config.messages_per_minute)
+            app.state.registry, app.state.limiter = registry, RateLimiter(events.redis)
+            app.state.store = IdentityStore(pool, Breaker(config.identity_store_cooldown_seconds),
+                                            call_timeout(config.handshake_timeout_seconds))
             yield
 
     async def ws_config(request: Request) -> JSONResponse:
@@ -115,12 +126,16 @@ def create_app(config: Config) -> Starlette:
     async def secure_health(request: Request) -> JSONResponse:
         state = request.app.state
         parts = {**await _dependencies(state), "token_verification": _tokens_round_trip(config)}
-        extra = {"connections": {"open": state.registry.open}, "memory_rss_bytes": _rss_bytes()}
+        extra = {"connections": {"open": state.registry.open}, "memory_rss_bytes": _rss_bytes(),
+                 "identity_store": {"state": state.store.breaker.state}}
         return _health_response(parts, extra)
 
     routes = [
         Route("/auth/register", auth.register, methods=["POST"]),
         Route("/auth/login", auth.login, methods=["POST"]),
+        Route("/auth/refresh", account.refresh, methods=["POST"]),
+        Route("/auth/logout", account.logout, methods=["POST"]),
+        Route("/account/plan", account.change_plan, methods=["POST"]),
         Route("/ws/config", ws_config, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ws/secure/config", secure_config, methods=["GET"]),

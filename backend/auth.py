@@ -1,10 +1,15 @@
-"""Authentication: password hashing, POST /auth/register and /auth/login, socket handshakes."""
+"""Authentication: password hashing, POST /auth/register and /auth/login, socket handshakes.
+
+A socket handshake asks the database through the identity store (store.py), whose circuit
+breaker refuses at once while the database is out of reach.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -13,15 +18,15 @@ import re
 import secrets
 from typing import Any
 
-import asyncpg
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
 from . import db
 from .config import Config
+from .plans import DEFAULT_PLAN, DEFAULT_ROLE
+from .store import IdentityStore
 from .tokens import Grant, Identity, issue_access_token, new_refresh_token, verify_access_token
 
-PLANS = ("free", "pro", "enterprise")
 DEVICE_TYPES = ("laptop_browser", "mobile_browser", "desktop_app", "tablet_browser")
 SUBPROTOCOL_MARKER = "jwt-auth"
 SUBPROTOCOL_PREFIX = "jwt."
@@ -77,34 +82,36 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 
 async def register(request: Request) -> JSONResponse:
+    state = request.app.state
+    plans = state.config.plans
     try:
-        body = await _json_object(request)
+        body = await json_object(request)
         email = _email(body)
         password = _password(body)
         display_name = _display_name(body, default=email.split("@", 1)[0])
-        plan = _choice(body, "plan", PLANS, default="free")
-        device_type = _choice(body, "device_type", DEVICE_TYPES, default="laptop_browser")
+        plan = choice(body, "plan", tuple(plans.plans), default=DEFAULT_PLAN)
+        role = _role(body, tuple(plans.roles), state.config.mode)
+        device_type = choice(body, "device_type", DEVICE_TYPES, default="laptop_browser")
     except InvalidRequest as exc:
         return error(422, "invalid_request", str(exc))
-    state = request.app.state
     password_hash = await asyncio.to_thread(hash_password, password)
     refresh_token, refresh_hash = new_refresh_token()
     try:
         user_id, session_id = await db.create_user(
             state.pool, email=email, password_hash=password_hash, display_name=display_name,
-            plan=plan, device_type=device_type, refresh_token_hash=refresh_hash,
+            plan=plan, role=role, device_type=device_type, refresh_token_hash=refresh_hash,
         )
     except db.EmailTaken:
         return error(409, "email_taken", "an account with this email already exists")
-    return _token_document(state.config, Identity(user_id, session_id), refresh_token, status=201)
+    return token_document(state.config, Identity(user_id, session_id), refresh_token, status=201)
 
 
 async def login(request: Request) -> JSONResponse:
     try:
-        body = await _json_object(request)
+        body = await json_object(request)
         email = _email(body)
         password = _password(body)
-        device_type = _choice(body, "device_type", DEVICE_TYPES)
+        device_type = choice(body, "device_type", DEVICE_TYPES)
     except InvalidRequest as exc:
         return error(422, "invalid_request", str(exc))
     state = request.app.state
@@ -115,10 +122,10 @@ async def login(request: Request) -> JSONResponse:
         return error(401, "invalid_credentials", "the email or password is incorrect")
     refresh_token, refresh_hash = new_refresh_token()
     session_id = await db.create_session(state.pool, user["id"], device_type, refresh_hash)
-    return _token_document(state.config, Identity(user["id"], session_id), refresh_token, status=200)
+    return token_document(state.config, Identity(user["id"], session_id), refresh_token, status=200)
 
 
-def _token_document(config: Config, identity: Identity, refresh_token: str, status: int) -> JSONResponse:
+def token_document(config: Config, identity: Identity, refresh_token: str, status: int) -> JSONResponse:
     document = {
         "user_id": str(identity.user_id),
         "session_id": str(identity.session_id),
@@ -130,7 +137,7 @@ def _token_document(config: Config, identity: Identity, refresh_token: str, stat
     return JSONResponse(document, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
@@ -165,7 +172,15 @@ def _display_name(body: dict[str, Any], default: str) -> str:
     return value.strip()
 
 
-def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+def _role(body: dict[str, Any], roles: tuple[str, ...], mode: str) -> str:
+    if "role" not in body:
+        return DEFAULT_ROLE
+    if mode != "development":
+        raise InvalidRequest("role is not accepted here; in production roles are assigned by an operator")
+    return choice(body, "role", roles)
+
+
+def choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
     value = body.get(name)
     if value is None and default is not None:
         return default
@@ -183,9 +198,9 @@ def handshake_token(conn: HTTPConnection) -> str | None:
     Carriers are tried in a fixed order: Authorization header, `jwt.<token>` subprotocol,
     base64url token next to the `jwt-auth` marker. The query string is never read.
     """
-    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    bearer = bearer_token(conn)
+    if bearer is not None:
+        return bearer
     offered = offered_subprotocols(conn)
     for protocol in offered:
         if protocol.startswith(SUBPROTOCOL_PREFIX) and len(protocol) > len(SUBPROTOCOL_PREFIX):
@@ -223,26 +238,34 @@ def origin_allowed(conn: HTTPConnection, config: Config) -> bool:
     return len(origins) == 1 and origins[0] in config.allowed_origins
 
 
-async def authenticate_handshake(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Grant | None:
+async def authenticate_handshake(conn: HTTPConnection, config: Config, store: IdentityStore) -> Grant | None:
     """The grant of a valid token whose session is live, else None, whatever the cause.
 
     Without any token, a development instance accepts a developer login instead.
     """
     token = handshake_token(conn)
     if token is None:
-        return await developer_login(conn, config, pool)
-    return await verify_live_token(config, pool, token)
+        return await developer_login(conn, config, store)
+    return await verify_live_token(config, store, token)
 
 
-async def verify_live_token(config: Config, pool: asyncpg.Pool, token: str) -> Grant | None:
-    """The token's grant if it verifies and its session is live (also used to reauthenticate)."""
+async def verify_live_token(config: Config, store: IdentityStore, token: str) -> Grant | None:
+    """The token's grant, with the user's plan and role, if it verifies and its session is live.
+
+    Also used to reauthenticate. The token is checked first: one that cannot verify costs
+    the database nothing, and is refused with 401 even while the database is out of reach.
+    """
     grant = verify_access_token(config, token)
-    if grant is None or not await db.touch_session(pool, grant.identity.user_id, grant.identity.session_id):
+    if grant is None:
         return None
-    return grant
+    user_id, session_id = grant.identity.user_id, grant.identity.session_id
+    standing = await store.run(lambda conn: db.touch_session(conn, user_id, session_id))
+    if standing is None:
+        return None
+    return dataclasses.replace(grant, plan=standing["plan"], role=standing["role"])
 
 
-async def developer_login(conn: HTTPConnection, config: Config, pool: asyncpg.Pool) -> Grant | None:
+async def developer_login(conn: HTTPConnection, config: Config, store: IdentityStore) -> Grant | None:
     """`X-Dev-User: <email>` opens a socket for that user on a new session, in development only.
 
     In production the header is ignored, so the handshake is refused like any other
@@ -251,9 +274,15 @@ async def developer_login(conn: HTTPConnection, config: Config, pool: asyncpg.Po
     email = conn.headers.get(DEV_USER_HEADER, "").strip()
     if config.mode != "development" or not email:
         return None
-    user = await db.find_user(pool, email)
+    user = await store.run(lambda db_conn: db.find_user(db_conn, email))
     if user is None:
         return None
     _, refresh_hash = new_refresh_token()  # every session has one; nobody holds this one
-    session_id = await db.create_session(pool, user["id"], DEV_DEVICE_TYPE, refresh_hash)
-    return Grant(Identity(user["id"], session_id), expires_at=None)
+    session_id = await store.run(lambda db_conn: db.create_session(db_conn, user["id"], DEV_DEVICE_TYPE, refresh_hash))
+    return Grant(Identity(user["id"], session_id), expires_at=None, plan=user["plan"], role=user["role"])
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None

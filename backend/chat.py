@@ -15,10 +15,12 @@ from starlette.websockets import WebSocket
 
 from . import db, fanout
 from .auth import verify_live_token
+from .agent import AGENTS, DEFAULT_AGENT, Ask
 from .connection import CLOSE_REAUTH_REFUSED, Connection
 from .fanout import session_channel, user_channel
 from .messages import UNCOUNTED_TYPES, ClientMessage, ProtocolError, error_frame, frame, parse, timestamp
 from .tokens import Grant
+from .tools import DEFAULT_TOOL, TOOLS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class ChatConnection(Connection):
         self.send(error_frame("binary_frame", "this socket speaks JSON text frames only; got a binary frame"))
 
     async def rate_limited(self, message_id: str | None) -> bool:
-        retry_after = await self.state.limiter.retry_after(self.identity.user_id)
+        retry_after = await self.retry_after()
         if retry_after is None:
             return False
         self.send(error_frame("rate_limited", f"too many messages; retry in {retry_after} s", message_id,
@@ -99,11 +101,20 @@ class ChatConnection(Connection):
         await self.state.fanout.publish(self.channels[0], frame("fence", message.id, {}))
 
     async def chat(self, message: ClientMessage) -> None:
-        self.state.agent.start(self.identity, message.id, message.payload["text"], self.send, self.agent_turn)
+        agent = _name(message, "agent", AGENTS, DEFAULT_AGENT)
+        tool = _default(message.payload.get("tool"), DEFAULT_TOOL)
+        if not isinstance(tool, str) or tool not in TOOLS:
+            raise ProtocolError("unknown_tool", f"unknown tool {str(tool)[:40]!r}; expected one of {', '.join(TOOLS)}",
+                                message.id, tool=str(tool)[:200])
+        ask = Ask(self.identity, message.id, message.payload["text"], agent, tool)
+        self.state.agent.start(ask, self.plan, self.role, self.send, self.agent_turn)
 
     async def reauthenticate(self, message: ClientMessage) -> None:
-        """The socket lives on by a new token, of this very user and session, or not at all."""
-        grant = await verify_live_token(self.state.config, self.state.pool, message.payload["token"])
+        """The socket lives on by a new token, of this very user and session, or not at all.
+
+        It keeps the plan it opened with: a plan change applies to the next connection.
+        """
+        grant = await verify_live_token(self.state.config, self.state.store, message.payload["token"])
         if grant is None or grant.identity != self.identity:
             self.send(error_frame("reauthentication_refused", "the token is not valid for this socket", message.id))
             self.close(CLOSE_REAUTH_REFUSED, "reauthentication refused")
@@ -122,6 +133,11 @@ class ChatConnection(Connection):
             session_id=self.identity.session_id if scope == "session" else None, scope=scope, title=title,
         )
         self.send(frame("thread_created", message.id, {"thread_id": str(thread_id), "title": title, "scope": scope}))
+
+    async def thread_list(self, message: ClientMessage) -> None:
+        rows = await db.list_threads(self.state.pool, self.identity.user_id, self.identity.session_id)
+        threads = [{"thread_id": str(row["id"]), "title": row["title"], "scope": row["scope"]} for row in rows]
+        self.send(frame("threads", message.id, {"threads": threads}))
 
     async def thread_read(self, message: ClientMessage) -> None:
         thread = await self.visible_thread(message)
@@ -157,6 +173,17 @@ class ChatConnection(Connection):
         if thread is None:
             raise ProtocolError("not_found", "no such thread", message.id)
         return thread
+
+
+def _name(message: ClientMessage, field: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _default(message.payload.get(field), default)
+    if value not in allowed:
+        raise ProtocolError("invalid_message", f'"{field}" must be one of {", ".join(allowed)}', message.id, field=field)
+    return value
+
+
+def _default(value: Any, default: str) -> Any:
+    return default if value is None else value  # an explicit null asks for the default too
 
 
 def _claims_another_user(payload: dict[str, Any], user_id: uuid.UUID) -> bool:

@@ -7,11 +7,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .plans import DEFAULT_FILE, Catalogue, PlansError, load as load_plans
+from .tools import TOOLS
 
 MODES = ("development", "production")
 # An exact browser origin: scheme, host and optional port, nothing after.
 ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
 FLAGS = {"true": True, "false": False}
+# Settings of contract version 2 that the plans file has taken over (contract v3, section 7).
+RETIRED = {"MAX_CONNECTIONS_PER_USER": "max_connections_per_user", "MESSAGES_PER_MINUTE": "messages_per_minute"}
 
 
 class ConfigError(Exception):
@@ -32,16 +38,19 @@ class Config:
     heartbeat_interval_seconds: float = 25
     heartbeat_timeout_seconds: float = 20
     handshake_timeout_seconds: float = 10
-    max_connections_per_user: int = 3
+    identity_store_cooldown_seconds: float = 30
     max_message_bytes: int = 8192
-    messages_per_minute: int = 30
     allowed_origins: tuple[str, ...] = ("https://app.example.com",)
     origin_required: bool = True
+    plans: Catalogue = field(default_factory=lambda: _plans({}), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         """Read every setting from `env`; raise ConfigError on the first bad one."""
         mode = _choice(env, "BACKEND_MODE", MODES, "production")
+        for name, key in RETIRED.items():
+            if name in env:
+                raise ConfigError(f"{name} is no longer read; set {key} for each plan in the plans file (PLANS_FILE)")
         return cls(
             database_url=_url(env, "DATABASE_URL", ("postgresql://", "postgres://")),
             redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
@@ -53,13 +62,24 @@ class Config:
             heartbeat_interval_seconds=_seconds(env, "HEARTBEAT_INTERVAL_SECONDS", 25),
             heartbeat_timeout_seconds=_seconds(env, "HEARTBEAT_TIMEOUT_SECONDS", 20),
             handshake_timeout_seconds=_seconds(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
-            max_connections_per_user=_positive(env, "MAX_CONNECTIONS_PER_USER", 3),
+            identity_store_cooldown_seconds=_seconds(env, "IDENTITY_STORE_COOLDOWN_SECONDS", 30),
             max_message_bytes=_positive(env, "MAX_MESSAGE_BYTES", 8192),
-            messages_per_minute=_positive(env, "MESSAGES_PER_MINUTE", 30),
             allowed_origins=_origins(env, "ALLOWED_ORIGINS", ("https://app.example.com",)),
             # Browsers always send Origin; only development tools commonly omit it.
             origin_required=_flag(env, "ORIGIN_REQUIRED", mode == "production"),
+            plans=_plans(env),
         )
+
+
+def _plans(env: Mapping[str, str]) -> Catalogue:
+    raw = env.get("PLANS_FILE")
+    if raw is not None and not raw.strip():
+        raise ConfigError(f"PLANS_FILE is empty; expected the path of a plans file like {DEFAULT_FILE}")
+    path = Path(raw.strip()) if raw is not None else DEFAULT_FILE
+    try:
+        return load_plans(path, TOOLS)
+    except PlansError as exc:
+        raise ConfigError(f"PLANS_FILE: {exc}") from None
 
 
 def _required(env: Mapping[str, str], name: str, meaning: str) -> str:

@@ -1,7 +1,8 @@
 """What every accepted socket has, whatever it speaks: an outbound queue and a bounded life.
 
 A socket ends when its client leaves, when its token expires (4001), when a newer socket of
-its user pushes it out of the limit (4008), or when it stops reading its frames (1013).
+its user pushes it out of the limit (4008), when its session is revoked (4009), or when it
+stops reading its frames (1013). It lives by the plan and role its user had when it opened.
 The speaking itself (envelope or JSON-RPC) is a subclass's.
 """
 
@@ -26,6 +27,7 @@ OUTBOX_LIMIT = 256
 CLOSE_TOKEN_EXPIRED = 4001
 CLOSE_REAUTH_REFUSED = 4003
 CLOSE_REPLACED = 4008
+CLOSE_REVOKED = 4009
 CLOSE_TOO_SLOW = 1013
 
 
@@ -41,6 +43,9 @@ class Connection:
         self.identity = grant.identity
         self.expires_at = grant.expires_at
         self.state = state
+        catalogue = state.config.plans
+        self.plan = catalogue.plan(grant.plan)
+        self.role = catalogue.role(grant.role)
         # One writer drains this queue, so frames from the fan-out and direct replies reach
         # the client in the order they were queued; a Close is the last thing it sends.
         self.outbox: asyncio.Queue[str | Close] = asyncio.Queue()
@@ -49,7 +54,8 @@ class Connection:
 
     async def open(self) -> None:
         """Before the upgrade: count the socket in the registry (and enforce the limit)."""
-        await self.state.registry.register(self.id, self.identity.user_id, self.replaced)
+        await self.state.registry.register(self.id, self.identity, self.plan.max_connections_per_user,
+                                           self.replaced, self.revoked)
 
     async def release(self) -> None:
         """After the socket is gone, or if the handshake failed after `open`."""
@@ -68,6 +74,13 @@ class Connection:
 
     def replaced(self) -> None:
         self.close(CLOSE_REPLACED, "connection limit: a newer connection replaced this one")
+
+    def revoked(self) -> None:
+        self.close(CLOSE_REVOKED, "session revoked")
+
+    async def retry_after(self) -> int | None:
+        """The message rate limit of this socket's plan: None when this message is counted within it."""
+        return await self.state.limiter.retry_after(self.identity.user_id, self.plan.messages_per_minute)
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued; nothing queued later is sent."""

@@ -1,23 +1,27 @@
-"""JSON-RPC 2.0 on /ws/mcp (contract section 11): the agent's tools for integrations."""
+"""JSON-RPC 2.0 on /ws/mcp (contract section 11): the agent's tools for integrations.
+
+A socket lists and calls only the tools its plan and role allow, as a chat would run them.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from . import fanout
-from .agent import TOOL, lookup
 from .connection import Connection
 from .messages import encode
+from .plans import Plan, Role, refusal
+from .tools import TOOLS
 
 log = logging.getLogger(__name__)
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 # In the range JSON-RPC leaves to servers; the contract's rate limit applies here too.
 RATE_LIMITED, UNAVAILABLE = -32000, -32001
-TOOLS = [{"name": TOOL, "description": "Look a question up in the knowledge base. Arguments: {\"query\": string}."}]
 
 Result = dict[str, Any]
 
@@ -34,30 +38,36 @@ class RpcError(Exception):
         return error
 
 
-def call(method: str, params: Any) -> Result:
-    """Run one method; raise RpcError with the standard code when it cannot."""
+def call(method: str, params: Any, plan: Plan, role: Role) -> Result:
+    """Run one method for a socket on `plan` and `role`; raise RpcError with the standard code when it cannot."""
     if method == "ping":
         return {}
     if method == "tools/list":
-        return {"tools": TOOLS}
+        return {"tools": [{"name": name, "description": tool.description} for name, tool in TOOLS.items()
+                          if refusal(plan, role, name) is None]}
     if method == "tools/call":
-        return call_tool(params)
+        return call_tool(params, plan, role)
     raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method[:80]!r}; expected ping, tools/list or tools/call")
 
 
-def call_tool(params: Any) -> Result:
+def call_tool(params: Any, plan: Plan, role: Role) -> Result:
     if not isinstance(params, dict) or not isinstance(params.get("name"), str):
         raise RpcError(INVALID_PARAMS, 'Invalid params: tools/call needs {"name": string, "arguments": object}')
-    if params["name"] != TOOL:
-        raise RpcError(INVALID_PARAMS, f"Invalid params: unknown tool {params['name'][:80]!r}; see tools/list")
+    name = params["name"]
+    if name not in TOOLS:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: unknown tool {name[:80]!r}; see tools/list")
+    reason = refusal(plan, role, name)
+    if reason is not None:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: your {reason} does not allow the tool {name!r}; see tools/list",
+                       {"tool": name, "reason": reason})
     arguments = params.get("arguments", {})
     query = arguments.get("query") if isinstance(arguments, dict) else None
     if not isinstance(query, str) or not query.strip():
-        raise RpcError(INVALID_PARAMS, f'Invalid params: {TOOL} needs the argument "query" (a non-empty string)')
-    return {"content": [{"type": "text", "text": lookup(query)}]}
+        raise RpcError(INVALID_PARAMS, f'Invalid params: {name} needs the argument "query" (a non-empty string)')
+    return {"content": [{"type": "text", "text": TOOLS[name].run(query)}]}
 
 
-def respond(text: str, run: Callable[[str, Any], Result] = call) -> str | None:
+def respond(text: str, run: Callable[[str, Any], Result]) -> str | None:
     """The reply to one frame (a request or a batch), or None when nothing is to be answered."""
     try:
         data = json.loads(text)
@@ -107,9 +117,9 @@ class McpConnection(Connection):
     """A /ws/mcp socket: no envelope, no fan-out; JSON-RPC in, JSON-RPC out."""
 
     async def on_text(self, text: str) -> None:
-        run = call
+        run: Callable[[str, Any], Result] = functools.partial(call, plan=self.plan, role=self.role)
         try:
-            if not is_ping(text) and (wait := await self.state.limiter.retry_after(self.identity.user_id)):
+            if not is_ping(text) and (wait := await self.retry_after()):
                 run = _refuse(RpcError(RATE_LIMITED, f"Rate limited: retry in {wait} s", {"retry_after_seconds": wait}))
         except fanout.UNAVAILABLE as exc:
             log.warning("connection %s: Redis is unavailable (%s)", self.id, type(exc).__name__)

@@ -17,6 +17,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "thread_read": ("thread_id",),
     "thread_post": ("thread_id", "text"),
     "thread_subscribe": ("thread_id",),
+    "thread_list": (),
 }
 CLIENT_TYPES = tuple(REQUIRED_FIELDS)
 # Not counted against the rate limit: they cost nothing and keep a connection honest.

@@ -38,11 +38,13 @@ def window_key(user_id: UUID) -> str:
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, messages_per_minute: int):
+    def __init__(self, client: redis.Redis):
         self._check = client.register_script(CHECK)
-        self._limit = messages_per_minute
 
-    async def retry_after(self, user_id: UUID) -> int | None:
-        """None when this message is within the limit (it is counted), else whole seconds to wait (>= 1)."""
-        wait_ms = await self._check(keys=[window_key(user_id)], args=[self._limit, WINDOW_MS, uuid.uuid4().hex])
+    async def retry_after(self, user_id: UUID, messages_per_minute: int) -> int | None:
+        """None when this message is within the limit (it is counted), else whole seconds to wait (>= 1).
+
+        The limit is the asking socket's plan's: sockets opened before a plan change keep theirs.
+        """
+        wait_ms = await self._check(keys=[window_key(user_id)], args=[messages_per_minute, WINDOW_MS, uuid.uuid4().hex])
         return math.ceil(int(wait_ms) / 1000) if int(wait_ms) > 0 else None

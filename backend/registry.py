@@ -6,7 +6,8 @@ One Lua script adds a socket and pops the oldest beyond the limit in a single st
 handshakes racing on several instances always leave exactly the limit registered, and
 publishes the evicted ids on `control:user:<user_id>`. That channel is internal: an instance
 subscribes to it for the users it serves, closes its evicted sockets with 4008, and never
-forwards it to a client.
+forwards it to a client. A revoked session is announced on the same channel, and every
+instance closes that session's sockets with 4009 (contract section 12).
 
 A crashed instance cannot remove its entries. Every instance therefore stamps its live
 entries in a second sorted set, `connections-seen:user:<user_id>`, every REFRESH_SECONDS;
@@ -22,20 +23,27 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import redis.asyncio as redis
 
 from .fanout import UNAVAILABLE, Fanout, Sink
+from .tokens import Identity
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
 STALE_SECONDS = 30
+REVOKED = -1  # the register script's answer when the session's revocation mark is set
 
-# KEYS: connections, seen. ARGV: connection id, limit, stale seconds, control channel.
-# Returns the evicted connection ids (possibly the new one, if it lost a tie).
+# KEYS: connections, seen, the session's revocation mark. ARGV: connection id, limit, stale
+# seconds, control channel. Returns the evicted connection ids (possibly the new one, if it
+# lost a tie), or REVOKED, registering nothing, when the session was revoked meanwhile.
 REGISTER = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return -1
+end
 local now = redis.call('TIME')
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', tonumber(now[1]) - tonumber(ARGV[3]))
 for _, id in ipairs(stale) do
@@ -89,6 +97,14 @@ def control_channel(user_id: UUID) -> str:
     return f"control:user:{user_id}"
 
 
+def revoked_key(session_id: UUID) -> str:
+    return f"revoked:session:{session_id}"
+
+
+class SessionRevoked(Exception):
+    """The session was revoked between the handshake's database check and its registration."""
+
+
 @dataclass
 class Entry:
     user_id: UUID
@@ -98,10 +114,12 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, fanout: Fanout, limit: int):
+    def __init__(self, fanout: Fanout, revocation_seconds: int):
         self._fanout = fanout
         self._redis: redis.Redis = fanout.redis
-        self._limit = limit
+        # How long a revocation stays marked for handshakes under way: as long as any access
+        # token of the session could still verify.
+        self._revocation_seconds = revocation_seconds
         self._register = self._redis.register_script(REGISTER)
         self._refresh = self._redis.register_script(REFRESH)
         self._local: dict[str, Entry] = {}
@@ -120,23 +138,32 @@ class Registry:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
 
-    async def register(self, connection_id: str, user_id: UUID, evict: Callable[[], None]) -> None:
-        """Count a new socket; the user's oldest beyond the limit get `evict()`ed, wherever they are.
+    async def register(self, connection_id: str, identity: Identity, limit: int, evict: Callable[[], None],
+                       revoked: Callable[[], None]) -> None:
+        """Count a new socket; the user's oldest beyond `limit` get `evict()`ed, wherever they are.
 
-        Subscribes to the user's control channel first, so no eviction of this socket,
-        decided on any instance, can pass unheard.
+        Subscribes to the user's control channel first, so no eviction of this socket and
+        no revocation of its session, decided on any instance, can pass unheard; one
+        announced before that is found marked, and raises SessionRevoked.
         """
+        user_id, session = identity.user_id, str(identity.session_id)
+
         def sink(text: str) -> None:
-            if connection_id in _evicted(text):
+            message = _control(text)
+            if connection_id in message.get("evict", ()):
                 evict()
+            if message.get("revoke") == session:
+                revoked()
 
         entry = self._local[connection_id] = Entry(user_id, evict, sink)
         try:
             await self._fanout.subscribe(control_channel(user_id), sink)
             evicted = await self._register(
-                keys=[connections_key(user_id), seen_key(user_id)],
-                args=[connection_id, self._limit, STALE_SECONDS, control_channel(user_id)],
+                keys=[connections_key(user_id), seen_key(user_id), revoked_key(identity.session_id)],
+                args=[connection_id, limit, STALE_SECONDS, control_channel(user_id)],
             )
+            if evicted == REVOKED:
+                raise SessionRevoked(session)
         except BaseException:
             # Also when cancelled (the handshake timed out): the script may have run anyway.
             await self.unregister(connection_id)
@@ -144,6 +171,17 @@ class Registry:
         entry.counted = True
         if connection_id in evicted:
             evict()
+
+    async def revoke_session(self, user_id: UUID, session_id: UUID) -> None:
+        """Have every instance close the session's sockets (4009), and refuse the handshakes under way.
+
+        Marked before it is announced: a handshake that registers after the mark finds it,
+        one that registered before hears the announcement.
+        """
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(revoked_key(session_id), 1, ex=self._revocation_seconds)
+            pipe.publish(control_channel(user_id), json.dumps({"revoke": str(session_id)}))
+            await pipe.execute()
 
     async def unregister(self, connection_id: str) -> None:
         entry = self._local.pop(connection_id, None)
@@ -188,9 +226,12 @@ class Registry:
                     entry.evict()
 
 
-def _evicted(text: str) -> list[str]:
+def _control(text: str) -> dict[str, Any]:
+    """A control message: {"evict": [connection ids]} or {"revoke": session id}; {} if garbled."""
     try:
-        ids = json.loads(text).get("evict")
-    except (ValueError, AttributeError):
-        return []
-    return ids if isinstance(ids, list) else []
+        message = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(message, dict) or not isinstance(message.get("evict", []), list):
+        return {}
+    return message

@@ -26,10 +26,15 @@ class Identity:
 
 @dataclass(frozen=True)
 class Grant:
-    """What a socket was opened with: an identity and, for a token, its expiry."""
+    """What a socket was opened with: an identity, for a token its expiry, and the user's standing.
+
+    Plan and role are the database's answer at the handshake; a token alone carries neither.
+    """
 
     identity: Identity
     expires_at: int | None  # seconds since the epoch; None for a developer login, which has no token
+    plan: str | None = None
+    role: str | None = None
 
 
 def issue_access_token(config: Config, identity: Identity) -> str:

@@ -1,8 +1,9 @@
 """The socket endpoints: every check before the upgrade, then one client's socket until it ends.
 
 Refusals are HTTP responses to the upgrade request (contract section 4), never an accepted
-socket that is closed: 403 for a foreign origin, 401 without a valid token, 403 for another
-user's path, 503 when a dependency fails on the way.
+socket that is closed: 403 for a foreign origin, 401 without a valid token (or for a
+revoked session), 403 for another user's path, 503 when a dependency fails on the way or
+the identity store's circuit breaker is open (section 13).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .auth import authenticate_handshake, origin_allowed, selected_subprotocol
 from .chat import ChatConnection
 from .connection import Connection
 from .mcp import McpConnection
+from .registry import SessionRevoked
 from .tokens import Grant
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,15 @@ async def serve(websocket: WebSocket, kind: type[Connection]) -> None:
     # dependency longer than the handshake timeout.
     try:
         async with asyncio.timeout(state.config.handshake_timeout_seconds):
-            grant = await authenticate_handshake(websocket, state.config, state.pool)
+            grant = await authenticate_handshake(websocket, state.config, state.store)
             if grant is not None and _path_user_matches(websocket, grant):
                 connection = kind(websocket, grant, state)
                 await connection.open()
+    except SessionRevoked:
+        # Revoked after its database check: refused like any token of a revoked session.
+        if connection is not None:
+            await connection.release()
+        grant = None
     except (TimeoutError, *db.UNAVAILABLE, *fanout.UNAVAILABLE) as exc:
         log.warning("refusing a socket: a dependency failed during the handshake (%s)", type(exc).__name__)
         if connection is not None:

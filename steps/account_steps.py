@@ -4,7 +4,9 @@ from behave import given, then, when
 
 from support.loop import harness_step
 from support.phrases import register_phrases
-from support.questions import check_fresh_tokens, check_refused, check_tokens_bound
+from support.questions import (
+    check_account_recorded, check_fresh_tokens, check_http_refusal, check_refused, check_tokens_bound,
+)
 
 register_phrases()
 
@@ -44,10 +46,7 @@ async def receives_tokens(context, name):
 @harness_step
 async def account_recorded(context, name, plan):
     actor = context.world.cast.actor(name)
-    row = await context.harness.database.user(actor.user_id)
-    if row is None or row["email"].lower() != actor.email.lower() or row["plan"] != plan.lower():
-        raise AssertionError(f"users holds {dict(row) if row else 'no row'} for {name}; "
-                             f"expected {actor.email} on the {plan.lower()} plan")
+    check_account_recorded(actor, plan.lower(), await context.harness.database.user(actor.user_id))
 
 
 @when("someone signs up again with {name:Name}'s e-mail address")
@@ -62,10 +61,7 @@ async def signs_up_again(context, name):
 @then("the sign-up is refused because the address is taken")
 @harness_step
 async def sign_up_refused(context):
-    answer = context.world.notes["answer"]
-    if answer.status_code != 409 or answer.json().get("error") != "email_taken":
-        raise AssertionError(f"the second sign-up was answered HTTP {answer.status_code} {answer.text[:200]}; "
-                             f"expected 409 email_taken")
+    check_http_refusal(context.world.notes["answer"], "the second sign-up", 409, "email_taken")
 
 
 @then("{name:Name}'s {device:DeviceName} holds tokens bound to its own session")
@@ -104,10 +100,7 @@ async def reuses_refresh_token(context, name, device):
 @then("the refresh is refused")
 @harness_step
 async def refresh_refused(context):
-    answer = context.world.notes["answer"]
-    if answer.status_code != 401:
-        raise AssertionError(f"the reused refresh token was answered HTTP {answer.status_code} {answer.text[:200]}; "
-                             f"expected 401")
+    check_http_refusal(context.world.notes["answer"], "the reused refresh token", 401)
 
 
 @when("{name:Name} signs out on {device:Device}")

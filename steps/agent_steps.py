@@ -11,7 +11,7 @@ from support.questions import check_agent_events, check_execution_recorded
 register_phrases()
 
 
-@when('{name:Name} asks {pronoun} agent "{question}"')
+@when('{name:Name} asks {pronoun} agent "{question:Quoted}"')
 @harness_step
 async def asks(context, name, pronoun, question):
     """Ask from the actor's only connected device."""
@@ -23,7 +23,7 @@ async def asks(context, name, pronoun, question):
     await actor.ask(connected[0].name, question)
 
 
-@when('{name:Name} asks {pronoun} agent "{question}" from {device:Device}')
+@when('{name:Name} asks {pronoun} agent "{question:Quoted}" from {device:Device}')
 @harness_step
 async def asks_from(context, name, pronoun, question, device):
     await context.world.cast.actor(name).ask(device, question)

@@ -49,7 +49,7 @@ async def told(context, name, device, code):
     await error_reply(connection, code, context.world.cast.timeout, context.world.notes.get("sent at", 0))
 
 
-@when('{name:Name} asks {pronoun} agent "{question}" claiming to be {other:Name}')
+@when('{name:Name} asks {pronoun} agent "{question:Quoted}" claiming to be {other:Name}')
 @harness_step
 async def asks_as_someone_else(context, name, pronoun, question, other):
     actor = context.world.cast.actor(name)

@@ -34,7 +34,7 @@ async def told_naming(context, name, device, code, culprit):
         raise AssertionError(f"the error does not name {culprit!r}: {frame.text}")
 
 
-@when('{name:Name} asks {pronoun} agent "{question}" the way older apps do')
+@when('{name:Name} asks {pronoun} agent "{question:Quoted}" the way older apps do')
 @harness_step
 async def asks_legacy(context, name, pronoun, question):
     await context.world.cast.actor(name).ask(None, question, legacy=True)

@@ -6,7 +6,7 @@ from behave import given, then, when
 
 from support.loop import harness_step
 from support.phrases import register_phrases
-from support.questions import check_execution_recorded, check_nothing_ran, check_published
+from support.questions import check_execution_recorded, check_nothing_ran, check_permission_denied, check_published
 
 register_phrases()
 
@@ -20,13 +20,13 @@ async def changes_plan(context, name, plan):
     actor.plan = plan.lower()
 
 
-@when('{name:Name} asks {pronoun} agent "{question}" using the tool "{tool}"')
+@when('{name:Name} asks {pronoun} agent "{question:Quoted}" using the tool "{tool}"')
 @harness_step
 async def asks_with_tool(context, name, pronoun, question, tool):
     await context.world.cast.actor(name).ask(None, question, extra={"tool": tool})
 
 
-@when('{name:Name} asks the {agent} "{question}" using the tool "{tool}"')
+@when('{name:Name} asks the {agent} "{question:Quoted}" using the tool "{tool}"')
 @harness_step
 async def asks_agent_with_tool(context, name, agent, question, tool):
     await context.world.cast.actor(name).ask(None, question, extra={"agent": agent, "tool": tool})
@@ -40,10 +40,7 @@ async def refused_tool(context, name, pronoun, reason):
     frame = await request.device.connection.wait_for(
         lambda f: f.id == request.id and f.type in ("permission_denied", "agent_completed", "error"),
         "the answer to the tool request", context.world.cast.timeout, request.sent_index)
-    payload = (frame.message or {}).get("payload") or {}
-    if frame.type != "permission_denied" or payload.get("reason") != reason:
-        raise AssertionError(f"{name} expected the tool to be refused because of the {reason}; "
-                             f"received {frame.text}")
+    check_permission_denied(frame, name, reason)
 
 
 @then("nothing ran for {name:Name}'s question")

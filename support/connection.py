@@ -167,7 +167,12 @@ class RecordedConnection:
         index = len(self.transcript)
         shown = message if isinstance(message, str) else f"<{'text' if as_text else 'binary'} frame: {message!r}>"
         self._record("sent", shown)
-        await self._socket.send(message, text=True if as_text else None)
+        try:
+            await self._socket.send(message, text=True if as_text else None)
+        except ConnectionClosed:
+            code = self._socket.close_code
+            raise AssertionError(f"{self.owner} could not send: the service had closed the socket "
+                                 f"(code {code})") from None
         return index
 
     @property

@@ -173,6 +173,12 @@ def parse_code(text: str) -> str:
     return text
 
 
+@parse.with_pattern(r'[^"]+')
+def parse_quoted(text: str) -> str:
+    """Text between double quotes, never spanning a quote (so steps cannot swallow each other)."""
+    return text
+
+
 @parse.with_pattern(_alternatives(MALFORMED_MESSAGES))
 def parse_malformed(text: str) -> str:
     return text
@@ -202,6 +208,6 @@ def register_phrases() -> None:
     if not _registered:
         register_type(Name=parse_name, Names=parse_names, Device=parse_device, Devices=parse_devices,
                       DeviceName=parse_device_name, DeviceNames=parse_device_names, Token=parse_token,
-                      Statuses=parse_statuses, Code=parse_code, Malformed=parse_malformed,
+                      Statuses=parse_statuses, Code=parse_code, Quoted=parse_quoted, Malformed=parse_malformed,
                       RpcRequest=parse_rpc_request, Reason=parse_reason, Address=parse_address)
         _registered = True

@@ -308,3 +308,28 @@ def check_thread_recorded(row, user_id: str, scope: str, session_id: str | None)
     actual = {key: row[key] for key in expected}
     if actual != expected:
         raise AssertionError(f"user_threads records the thread as {actual}; expected {expected}")
+
+
+def check_account_recorded(actor: Actor, plan: str, row) -> None:
+    """users holds the actor's account, under their e-mail address, on ``plan``."""
+    if row is None or row["email"].lower() != actor.email.lower() or row["plan"] != plan:
+        raise AssertionError(f"users holds {dict(row) if row else 'no row'} for {actor.name}; "
+                             f"expected {actor.email} on the {plan} plan")
+
+
+def check_http_refusal(answer, what: str, status: int, error: str | None = None) -> None:
+    """An HTTP answer is the refusal the contract documents: ``status`` and, if given, ``error``."""
+    try:
+        code = answer.json().get("error")
+    except ValueError:
+        code = None
+    if answer.status_code != status or (error is not None and code != error):
+        expected = f"{status} {error}" if error else str(status)
+        raise AssertionError(f"{what} was answered HTTP {answer.status_code} {answer.text[:200]}; expected {expected}")
+
+
+def check_permission_denied(frame: Frame, who: str, reason: str) -> None:
+    """The answer to a tool request is ``permission_denied`` for ``reason`` (plan or role)."""
+    payload = (frame.message or {}).get("payload") or {}
+    if frame.type != "permission_denied" or payload.get("reason") != reason:
+        raise AssertionError(f"{who} expected the tool to be refused because of the {reason}; received {frame.text}")
