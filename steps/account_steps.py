@@ -49,12 +49,14 @@ async def account_recorded(context, name, plan):
     check_account_recorded(actor, plan.lower(), await context.harness.database.user(actor.user_id))
 
 
-@when("someone signs up again with {name:Name}'s e-mail address")
+@when("someone signs up again with {name:Name}'s e-mail address written {spelling}")
 @harness_step
-async def signs_up_again(context, name):
+async def signs_up_again(context, name, spelling):
     actor = context.world.cast.actor(name)
+    spellings = {"exactly as she wrote it": actor.email, "exactly as he wrote it": actor.email,
+                 "in capital letters": actor.email.upper()}
     context.world.notes["answer"] = await context.world.cast.api.post(
-        "/auth/register", {"email": actor.email, "password": "another-password-123", "plan": "free",
+        "/auth/register", {"email": spellings[spelling], "password": "another-password-123", "plan": "free",
                            "device_type": "laptop_browser"})
 
 
@@ -82,6 +84,14 @@ async def refreshes(context, name, device):
 @harness_step
 async def fresh_tokens(context, name, device):
     check_fresh_tokens(context.world.cast.actor(name).device(device))
+
+
+@then("{name:Name}'s {device:DeviceName} can refresh its session again with the new refresh token")
+@harness_step
+async def refreshes_again(context, name, device):
+    entry = context.world.cast.actor(name).device(device)
+    await entry.refresh(context.world.cast.api)
+    check_fresh_tokens(entry)
 
 
 @then("{name:Name} can connect from {device:Device} with the new token")

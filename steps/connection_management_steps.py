@@ -1,6 +1,7 @@
 """Connection management: the per-user limit, heartbeats, clean-up after disconnects."""
 
 import asyncio
+import time
 
 from behave import given, then, when
 
@@ -73,8 +74,9 @@ async def heartbeats_at_interval(context, name, device):
     client = context.world.notes["silent"]
     interval = context.world.cast.instance.config["heartbeat"]["interval_seconds"]
     if not client.pings:
-        raise AssertionError(f"{name}'s {device} received no heartbeat in "
-                             f"{client.closed_at - client.opened_at:.1f} s; the service advertises one every {interval} s")
+        waited = (client.closed_at or time.monotonic()) - client.opened_at
+        raise AssertionError(f"{name}'s {device} received no heartbeat in {waited:.1f} s; "
+                             f"the service advertises one every {interval} s")
     gaps = [b - a for a, b in zip([client.opened_at] + client.pings, client.pings)]
     late = [gap for gap in gaps if gap > interval * 1.5 + 0.25]
     if late:
@@ -87,8 +89,12 @@ async def heartbeats_at_interval(context, name, device):
 async def disconnected_after_timeout(context, name, device):
     client = context.world.notes["silent"]
     timeout = context.world.cast.instance.config["heartbeat"]["timeout_seconds"]
-    if client.closed_at is None or not client.pings:
-        raise AssertionError(f"{name}'s {device} was not disconnected although it never answered a heartbeat")
+    if client.closed_at is None:
+        raise AssertionError(f"{name}'s {device} never answered a heartbeat, and the service still had not "
+                             f"disconnected it {time.monotonic() - client.opened_at:.1f} s later "
+                             f"(advertised timeout {timeout} s)")
+    if not client.pings:
+        raise AssertionError(f"{name}'s {device} was disconnected without ever being sent a heartbeat")
     waited = client.closed_at - client.pings[0]
     if waited > timeout * 1.5 + 0.5:
         raise AssertionError(f"{name}'s {device} stayed connected {waited:.1f} s after its first unanswered "

@@ -115,8 +115,13 @@ class EmbeddedServices:
             say(f"reference backend '{backend.name}' ready at {backend.url} in {time.monotonic() - started:.1f} s")
         return backends
 
-    def _launch(self, name: str, environment: dict[str, str]) -> BackendProcess:
-        """Start the backend on a fresh loopback socket it inherits (no port is raced for)."""
+    def _launch(self, name: str, environment: dict[str, str],
+                program: tuple[str, ...] = ("-m", "backend")) -> BackendProcess:
+        """Start the backend on a fresh loopback socket it inherits (no port is raced for).
+
+        ``program`` is what follows ``python``; the tests run the backend with a planted
+        defect through it (tests/planted/defective_backend.py).
+        """
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
@@ -125,7 +130,7 @@ class EmbeddedServices:
         log_path = self.workdir / f"backend-{name}.log"
         env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()),
-                   "-m", "backend", "--fd", str(listener.fileno())]
+                   *program, "--fd", str(listener.fileno())]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                        pass_fds=(listener.fileno(),), start_new_session=True)

@@ -42,6 +42,8 @@ class HarnessLoop:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            if future.done():
+                raise  # the coroutine's own TimeoutError, not this deadline
             future.cancel()
             raise TimeoutError(f"the harness gave up after {timeout} s") from None
         except BaseException:

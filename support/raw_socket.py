@@ -25,11 +25,14 @@ class SilentClient:
     headers: dict[str, str]
     pings: list[float] = field(default_factory=list)  # monotonic arrival times
     opened_at: float = 0.0
-    closed_at: float | None = None
+    closed_at: float | None = None  # when the server ended the connection; None if it never did
     close_code: int | None = None
 
     async def run(self, timeout: float) -> None:
-        """Upgrade, then read until the server closes the connection or ``timeout`` passes."""
+        """Upgrade, then read until the server closes the connection or ``timeout`` passes.
+
+        ``closed_at`` stays None when the server was still holding the connection open.
+        """
         parts = urlsplit(self.url)
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
         try:
@@ -44,9 +47,10 @@ class SilentClient:
             self.opened_at = time.monotonic()
             await asyncio.wait_for(self._read_frames(reader), timeout)
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            self.closed_at = self.closed_at or time.monotonic()  # dropped without a close frame
+        except asyncio.TimeoutError:
+            pass  # still open after ``timeout``: the server never let go
         finally:
-            self.closed_at = self.closed_at or time.monotonic()
             writer.close()
 
     async def _read_frames(self, reader: asyncio.StreamReader) -> None:

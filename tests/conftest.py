@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from support.launcher import BackendProcess, EmbeddedServices
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,8 +39,13 @@ class SpecRun:
         return found
 
     def failed_steps(self) -> list[tuple[str, str, str]]:
-        """(scenario, step, error message) for every failed step."""
+        """(scenario, step, error message) for every failed step.
+
+        A step that raised something other than an AssertionError has no message in
+        behave's JSON report; its message is then what the console printed under it.
+        """
         failed = []
+        printed = self.printed_failures()
         for name, scenario in self.scenarios().items():
             for step in scenario.get("steps", []):
                 result = step.get("result", {})
@@ -44,8 +53,28 @@ class SpecRun:
                     message = result.get("error_message") or ""
                     if isinstance(message, list):
                         message = "\n".join(message)
-                    failed.append((name, step["name"], message))
+                    failed.append((name, step["name"], message or printed.get((name.strip(), step["name"]), "")))
         return failed
+
+    def printed_failures(self) -> dict[tuple[str, str], str]:
+        """(scenario, step) -> the lines the plain console format printed under a failed step."""
+        printed, scenario, step, lines = {}, None, None, []
+        for line in self.output.splitlines():
+            if step is not None:
+                if line.strip():
+                    lines.append(line)
+                    continue
+                printed[(scenario, step)] = "\n".join(lines)
+                step, lines = None, []
+            heading = re.match(r"\s+Scenario(?: Outline)?: (.*)$", line)
+            failure = re.match(r"\s+\w+ (.*) \.\.\. (?:failed|error) in [0-9.]+s$", line)
+            if heading:
+                scenario = heading.group(1).strip()
+            elif failure and scenario is not None:
+                step = failure.group(1)
+        if step is not None:
+            printed[(scenario, step)] = "\n".join(lines)
+        return printed
 
 
 def run_spec(*args: str, env: dict | None = None, tmp_path: Path, timeout: float = 120) -> SpecRun:
@@ -99,3 +128,26 @@ def planted_server():
     for server in started:
         os.killpg(server.process.pid, signal.SIGTERM)
         server.process.wait(10)
+
+
+def start_planted_backends(services: EmbeddedServices, instances: dict[str, tuple[str, dict[str, str]]],
+                           timeout: float = 30.0,
+                           module: str = "tests.planted.defective_backend") -> list[BackendProcess]:
+    """Start the reference backend with a planted defect (``python -m <module> --defect NAME``,
+    by default tests/planted/defective_backend.py), once per entry ``name -> (defect,
+    environment)``, all at once, as the embedded default starts ``python -m backend``; wait
+    until each /health says ok. Stop them with ``services.stop_backend``; a start that fails
+    stops those already started.
+    """
+    started = time.monotonic()
+    program = ("-m", module, "--defect")
+    backends = [services._launch(name, environment, program=(*program, defect))
+                for name, (defect, environment) in instances.items()]
+    try:
+        for backend in backends:
+            services._wait_healthy(backend, started + timeout)
+    except BaseException:
+        for backend in backends:
+            services.stop_backend(backend)
+        raise
+    return backends

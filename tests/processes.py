@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # Command-line fragments of the processes an embedded run starts.
-SERVICE_SIGNS = ("postgres", "redis-server", "-m backend", "tests.planted.server")
+SERVICE_SIGNS = ("postgres", "redis-server", "-m backend", "tests.planted.server", "tests.planted.defective_backend")
 
 
 def service_processes() -> dict[int, str]:

@@ -13,10 +13,15 @@ Feature: Signing up, signing in, refreshing and signing out behave as people exp
     And the service has an account for Alice on the Free plan
 
   @req.LIFE-01 @normal
-  Scenario: Signing up again with an address already taken is refused
+  Scenario Outline: Signing up again with an address already taken is refused: <spelling>
     Given Alice has an account on the Free plan
-    When someone signs up again with Alice's e-mail address
+    When someone signs up again with Alice's e-mail address written <spelling>
     Then the sign-up is refused because the address is taken
+
+    Examples:
+      | spelling                 |
+      | exactly as she wrote it  |
+      | in capital letters       |
 
   @req.LIFE-02 @critical
   Scenario Outline: Signing in on her <device> gives Alice a session for that device
@@ -38,6 +43,7 @@ Feature: Signing up, signing in, refreshing and signing out behave as people exp
     When Alice's phone refreshes its session
     Then Alice's phone holds new tokens for the same session
     And Alice can connect from her phone with the new token
+    And Alice's phone can refresh its session again with the new refresh token
 
   @req.LIFE-03 @critical
   Scenario: A refresh token used a second time is refused and ends that session

@@ -31,6 +31,14 @@ Feature: No single client can degrade the service or attack it from a browser
     And Alice's laptop is still usable
     And Bob can still ask his agent and receive the full answer
 
+  @req.LIM-02 @req.LIM-04 @critical
+  Scenario: A Pro customer's higher message rate is honoured
+    Given Carol has an account on the Pro plan
+    And Carol may send at most 60 messages a minute
+    And Carol is connected from her laptop
+    When Carol asks her agent 61 questions within a minute
+    Then Carol's last question is refused as "rate_limited" with a hint when to retry
+
   @req.LIM-03 @critical
   Scenario Outline: A page on another site cannot open a socket: <case>
     When Alice tries to connect from her laptop on a page from <origin>

@@ -26,6 +26,22 @@ Feature: Plans differ in what they allow, and a change applies to the next conne
     And the others are disconnected as "connection limit"
 
   @req.LIM-04 @critical
+  Scenario: A socket opened before an upgrade keeps the plan it was opened with
+    Given Alice has an account on the Free plan
+    And Alice is connected from her laptop
+    When Alice changes to the Pro plan
+    And Alice asks her agent "Search today's news" using the tool "web_search"
+    Then Alice is refused the tool because of her plan
+
+  @req.LIM-04 @critical
+  Scenario: An Enterprise customer may keep ten connections open
+    Given Alice has an account on the Enterprise plan
+    And Alice may keep at most 10 connections open
+    When Alice opens 11 tabs on her laptop at the same moment
+    Then exactly 10 of Alice's tabs stay connected
+    And the others are disconnected as "connection limit"
+
+  @req.LIM-04 @critical
   Scenario: Downgrading to Free takes effect on the next connection
     Given Alice has an account on the Pro plan
     When Alice changes to the Free plan

@@ -1,0 +1,238 @@
+"""Every check of the identity lifecycle (contract v3, sections 12 and 13) can fail.
+
+The same proof as tests/test_planted_contract_defects.py, with its cases, lab and check,
+for the defects of tests/planted/lifecycle_defects.py: each case plants one defect into
+the reference backend (a monkeypatch applied before it starts), runs the scenarios that
+cover the requirement against it, and asserts they fail in the step that checks the
+requirement, saying what went wrong, while the same scenarios pass against `--defect none`.
+
+AUTH-09 is different: its scenario (@identity_store.controllable) only runs on the
+embedded default, which starts its own instance behind a database link the suite can
+cut, and is skipped against a TARGET_URL. Its cases run behave in embedded mode, from a
+wrapper that has the embedded launcher (support/launcher.py, EmbeddedServices._launch)
+start `python -m tests.planted.lifecycle_defects --defect NAME` in place of
+`python -m backend`: every embedded instance carries the defect, the store-outage one too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import REPO, SpecRun, run_spec
+from support.launcher import BackendProcess, EmbeddedServices
+from test_planted_contract_defects import (EVENT_TIMEOUT_SECONDS, SHORT_TIMERS, Case, Deployment, Lab, Outcome,
+                                           control_key)
+from test_planted_contract_defects import test_a_planted_defect_fails_the_scenario_that_covers_it as check_case
+
+LIFECYCLE = "features/accounts/lifecycle.feature"
+DEVICES = "features/sessions/several_devices.feature"
+PLANS = "features/plans/plans_and_permissions.feature"
+PRESSURE = "features/authentication/under_pressure.feature"
+
+PROGRAM = ("-m", "tests.planted.lifecycle_defects", "--defect")
+
+SIGNING_IN = "Signing in on her"
+SIGNING_OUT = "Signing out"
+REFRESH = "refreshes its session and keeps working|used a second time"
+STORE_OUTAGE = "fail closed while the identity store is out of reach"
+
+CASES = [
+    Case("LIFE-01", "email-taken-signs-in", LIFECYCLE, "address already taken", {
+        f"Signing up again with an address already taken is refused: {spelling}": (
+            "the sign-up is refused because the address is taken",
+            "the second sign-up was answered HTTP 201")
+        for spelling in ("exactly as she wrote it", "in capital letters")}),
+    Case("LIFE-02", "login-records-laptop", LIFECYCLE, SIGNING_IN, {
+        f"Signing in on her {device} gives Alice a session for that device": (
+            "the service records a session for each of Alice's devices", "as 'laptop_browser'; expected")
+        for device in ("phone", "tablet", "desktop app")}),
+    Case("LIFE-03", "refresh-not-rotated", LIFECYCLE, REFRESH, {
+        "Alice's phone refreshes its session and keeps working": (
+            "Alice's phone can refresh its session again with the new refresh token", "answered HTTP 401"),
+        "A refresh token used a second time is refused and ends that session": (
+            "the refresh is refused", "the reused refresh token was answered HTTP 200")}),
+    Case("LIFE-03", "reuse-not-announced", LIFECYCLE, REFRESH, {
+        "A refresh token used a second time is refused and ends that session": (
+            'Alice\'s phone is disconnected as "session revoked"', "expected to be disconnected with code 4009")}),
+    Case("LIFE-04", "revocation-not-announced", LIFECYCLE, SIGNING_OUT, {
+        "Signing out on the laptop ends the laptop's session, and only that one": (
+            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009"),
+        "Signing out reaches the laptop's socket on every instance": (
+            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009")},
+        instances=2),
+    Case("LIFE-04", "revocation-local-only", LIFECYCLE, SIGNING_OUT, {
+        "Signing out reaches the laptop's socket on every instance": (
+            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009")},
+        instances=2),
+    Case("SESS-02", "agent-events-on-user-channel", DEVICES, "Three devices each run", {
+        "Three devices each run three agents at once, and each sees only its own runs": (
+            "each of Alice's devices receives the full answers of its own three runs and nothing else",
+            re.compile(r"received \d+ frame\(s\) of the run started on Alice's"))}),
+    Case("SESS-04", "session-thread-seen-by-user", DEVICES, "A thread kept to the laptop|A thread for all devices", {
+        "A thread kept to the laptop is not seen on the phone": (
+            "Alice's phone is told the thread does not exist", "Alice's phone should not see the thread")}),
+    Case("LIM-04", "connection-limit-of-free-plan", PLANS, "takes effect on the next connection|plan allows", {
+        "Upgrading to Pro takes effect on the next connection": (
+            # The check waits for one tab to go, then fences the others: the next evictions
+            # land either before (counted) or during the fence (a send refused with 4008).
+            "exactly 5 of Alice's tabs stay connected",
+            re.compile(r"3 of 6 tabs stay connected; expected exactly 5|closed the socket \(code 4008\)"))}),
+    Case("LIM-04", "rate-limit-of-free-plan", "features/limits/abuse.feature", "higher message rate", {
+        "A Pro customer's higher message rate is honoured": (
+            "Carol's last question is refused as \"rate_limited\" with a hint when to retry",
+            "asked 'Question number 31' and received the events error")}),
+    Case("AGENT-02", "role-not-checked", PLANS, "does not allow is refused", {
+        "A tool the role does not allow is refused and nothing runs: Enterprise member using data_export": (
+            "Alice is refused the tool because of her role",
+            "expected the tool to be refused because of the role; received {\"type\":\"agent_completed\"")}),
+    Case("AGENT-03", "usage-not-enforced", PLANS, "daily allowance", {
+        "The Trial plan's daily allowance of agent runs is enforced from the records": (
+            'Alice\'s last question is refused as "usage_limit_reached" with a hint when to retry',
+            'did not receive an error "usage_limit_reached"')}),
+    Case("AGENT-03", "run-recorded-as-default-agent", PLANS, "Every run is recorded", {
+        "Every run is recorded with who ran which agent and tool, where, and how it ended": (
+            "Alice's run is recorded as completed for her laptop, by the researcher with the tool web_search",
+            "its agent is 'assistant', expected 'researcher'")}),
+    Case("AUTH-08", "handshakes-share-a-connection", PRESSURE, "Fifty handshakes", {
+        "Fifty handshakes at the same moment each end as they should": (
+            "each of them is connected", re.compile(r"\d+ of 25 people could not connect; first: .*HTTP 503"))}),
+]
+
+# Run on the embedded default (see the module's docstring), each with its own control.
+EMBEDDED_CASES = [
+    Case("AUTH-09", "fail-open-when-store-out", PRESSURE, STORE_OUTAGE, {
+        "Handshakes fail closed while the identity store is out of reach, and recover without a restart": (
+            "Alice's handshakes are refused with HTTP 503, never accepted", "was accepted")}),
+    Case("AUTH-09", "breaker-never-opens", PRESSURE, STORE_OUTAGE, {
+        "Handshakes fail closed while the identity store is out of reach, and recover without a restart": (
+            "after repeated failures the service stops trying the identity store for a while",
+            "breaker as 'closed'; expected 'open'")}),
+]
+
+# behave in embedded mode, with the embedded launcher starting the planted program: argv is
+# the defect, then behave's arguments. Test code only; support/ has no switch for it.
+EMBEDDED_WITH_DEFECT = """
+import sys
+from support.launcher import EmbeddedServices
+launch, defect = EmbeddedServices._launch, sys.argv[1]
+def planted(self, name, environment, program=("-m", "backend")):
+    if program == ("-m", "backend"):
+        program = ("-m", "tests.planted.lifecycle_defects", "--defect", defect)
+    return launch(self, name, environment, program=program)
+EmbeddedServices._launch = planted
+from behave.__main__ import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_lifecycle_backends(services: EmbeddedServices, instances: dict[str, tuple[str, dict[str, str]]],
+                             timeout: float = 30.0) -> list[BackendProcess]:
+    """conftest.start_planted_backends, with tests.planted.lifecycle_defects as the program (copied: that
+    one names tests.planted.defective_backend, which does not know these defects)."""
+    started = time.monotonic()
+    backends = [services._launch(name, environment, program=(*PROGRAM, defect))
+                for name, (defect, environment) in instances.items()]
+    try:
+        for backend in backends:
+            services._wait_healthy(backend, started + timeout)
+    except BaseException:
+        for backend in backends:
+            services.stop_backend(backend)
+        raise
+    return backends
+
+
+def run_embedded_spec(defect: str, *args: str, tmp_path: Path, timeout: float = 120) -> SpecRun:
+    """conftest.run_spec, with behave started through EMBEDDED_WITH_DEFECT and no target set."""
+    report_path = tmp_path / f"report-{secrets.token_hex(3)}.json"
+    allure_dir = tmp_path / f"allure-{secrets.token_hex(3)}"
+    command = [sys.executable, "-c", EMBEDDED_WITH_DEFECT, defect, "-f", "json", "-o", str(report_path),
+               "-f", "plain", "-D", f"allure_results={allure_dir}", *args]
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("TARGET_URL", "JWT_SECRET", "DATABASE_URL", "REDIS_URL")}
+    environment["SPEC_EVENT_TIMEOUT_SECONDS"] = EVENT_TIMEOUT_SECONDS
+    completed = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+    report = json.loads(report_path.read_text()) if report_path.exists() and report_path.stat().st_size else []
+    return SpecRun(completed.returncode, completed.stdout + completed.stderr, report, allure_dir)
+
+
+class LifecycleLab(Lab):
+    """The contract lab, starting tests.planted.lifecycle_defects; also runs the embedded cases."""
+
+    def __init__(self, cases: list[Case], embedded_cases: list[Case], workdir: Path):
+        self.embedded_controls: dict[str, Future[Outcome]] = {}
+        super().__init__(cases, workdir)
+        try:
+            for key in sorted({case.names for case in embedded_cases}):
+                feature = next(case.feature for case in embedded_cases if case.names == key)
+                self.embedded_controls[key] = self.pool.submit(self.run_embedded, "none", feature, "-n", key)
+            for case in embedded_cases:
+                self.planted[str(case)] = self.pool.submit(self.run_embedded, case.defect, case.feature,
+                                                           "-n", case.names)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, label: str, deployment: Deployment, *spec_args: str) -> Outcome:
+        """Lab.run, with the lifecycle program (copied for that one line)."""
+        started = time.monotonic()
+        secret = secrets.token_urlsafe(32)
+        environment = {**SHORT_TIMERS, "BACKEND_MODE": deployment.mode, "JWT_SECRET": secret,
+                       "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+        backends = start_lifecycle_backends(self.embedded, {
+            f"{label}-{n}": (deployment.defect, environment) for n in range(1, deployment.instances + 1)})
+        try:
+            target = {"TARGET_URL": ",".join(backend.url for backend in backends), "JWT_SECRET": secret,
+                      "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+                      "SPEC_EVENT_TIMEOUT_SECONDS": EVENT_TIMEOUT_SECONDS}
+            run = run_spec(*spec_args, env=target, tmp_path=self.workdir)
+            logs = "\n".join(f"--- log of {backend.name}:\n{backend.log_tail(20)}" for backend in backends)
+        finally:
+            for backend in backends:
+                self.embedded.stop_backend(backend)
+        return Outcome(run, logs, time.monotonic() - started)
+
+    def run_embedded(self, defect: str, *spec_args: str) -> Outcome:
+        started = time.monotonic()
+        run = run_embedded_spec(defect, *spec_args, tmp_path=self.workdir)
+        return Outcome(run, "(the embedded backends' logs went with the run's work directory)",
+                       time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def lab(request, tmp_path_factory):
+    """Starts the cases this session selected (all, or those picked with -k), all at once."""
+    chosen = [item.callspec.params["case"] for item in request.session.items
+              if item.module.__name__ == __name__ and "case" in getattr(item, "callspec", {}).params]
+    lab = LifecycleLab([case for case in chosen if case not in EMBEDDED_CASES],
+                       [case for case in chosen if case in EMBEDDED_CASES],
+                       tmp_path_factory.mktemp("planted-lifecycle-defects"))
+    yield lab
+    lab.close()
+
+
+def params(cases: list[Case]) -> list:
+    return [pytest.param(case, id=str(case),
+                         marks=[pytest.mark.xfail(raises=AssertionError, strict=True, reason=case.finding)]
+                         if case.finding else [])
+            for case in cases]
+
+
+@pytest.mark.parametrize("case", params(CASES + EMBEDDED_CASES))
+def test_a_planted_lifecycle_defect_fails_the_scenario_that_covers_it(case, lab):
+    if case in EMBEDDED_CASES:
+        # Its own control (the embedded default, unpatched), under the key the check looks up.
+        lab = SimpleNamespace(controls={control_key(case): lab.embedded_controls[case.names]},
+                              planted=lab.planted)
+    check_case(case, lab)
