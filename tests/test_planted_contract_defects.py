@@ -218,6 +218,9 @@ class Lab:
     cases took 106 s; at once, under 50 s. Tests wait for their own case's outcome.
     """
 
+    # The program that plants the defects (python -m <module> --defect NAME).
+    defects_module = "tests.planted.defective_backend"
+
     def __init__(self, cases: list[Case], workdir: Path):
         # The slow features first, so that their long runs do not end up last in the queue.
         cases = sorted(cases, key=lambda case: case.feature not in SLOW_FEATURES)
@@ -253,7 +256,8 @@ class Lab:
         environment = {**SHORT_TIMERS, "BACKEND_MODE": deployment.mode, "JWT_SECRET": secret,
                        "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
         backends = start_planted_backends(self.embedded, {
-            f"{label}-{n}": (deployment.defect, environment) for n in range(1, deployment.instances + 1)})
+            f"{label}-{n}": (deployment.defect, environment) for n in range(1, deployment.instances + 1)},
+            module=self.defects_module)
         try:
             target = {"TARGET_URL": ",".join(backend.url for backend in backends), "JWT_SECRET": secret,
                       "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,

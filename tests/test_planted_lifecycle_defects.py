@@ -29,10 +29,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, SpecRun, run_spec
-from support.launcher import BackendProcess, EmbeddedServices
-from test_planted_contract_defects import (EVENT_TIMEOUT_SECONDS, SHORT_TIMERS, Case, Deployment, Lab, Outcome,
-                                           control_key)
+from conftest import REPO, SpecRun
+from test_planted_contract_defects import EVENT_TIMEOUT_SECONDS, Case, Lab, Outcome, control_key
 from test_planted_contract_defects import test_a_planted_defect_fails_the_scenario_that_covers_it as check_case
 
 LIFECYCLE = "features/accounts/lifecycle.feature"
@@ -40,7 +38,6 @@ DEVICES = "features/sessions/several_devices.feature"
 PLANS = "features/plans/plans_and_permissions.feature"
 PRESSURE = "features/authentication/under_pressure.feature"
 
-PROGRAM = ("-m", "tests.planted.lifecycle_defects", "--defect")
 
 SIGNING_IN = "Signing in on her"
 SIGNING_OUT = "Signing out"
@@ -136,23 +133,6 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def start_lifecycle_backends(services: EmbeddedServices, instances: dict[str, tuple[str, dict[str, str]]],
-                             timeout: float = 30.0) -> list[BackendProcess]:
-    """conftest.start_planted_backends, with tests.planted.lifecycle_defects as the program (copied: that
-    one names tests.planted.defective_backend, which does not know these defects)."""
-    started = time.monotonic()
-    backends = [services._launch(name, environment, program=(*PROGRAM, defect))
-                for name, (defect, environment) in instances.items()]
-    try:
-        for backend in backends:
-            services._wait_healthy(backend, started + timeout)
-    except BaseException:
-        for backend in backends:
-            services.stop_backend(backend)
-        raise
-    return backends
-
-
 def run_embedded_spec(defect: str, *args: str, tmp_path: Path, timeout: float = 120) -> SpecRun:
     """conftest.run_spec, with behave started through EMBEDDED_WITH_DEFECT and no target set."""
     report_path = tmp_path / f"report-{secrets.token_hex(3)}.json"
@@ -170,6 +150,8 @@ def run_embedded_spec(defect: str, *args: str, tmp_path: Path, timeout: float = 
 class LifecycleLab(Lab):
     """The contract lab, starting tests.planted.lifecycle_defects; also runs the embedded cases."""
 
+    defects_module = "tests.planted.lifecycle_defects"
+
     def __init__(self, cases: list[Case], embedded_cases: list[Case], workdir: Path):
         self.embedded_controls: dict[str, Future[Outcome]] = {}
         super().__init__(cases, workdir)
@@ -183,25 +165,6 @@ class LifecycleLab(Lab):
         except BaseException:
             self.close()
             raise
-
-    def run(self, label: str, deployment: Deployment, *spec_args: str) -> Outcome:
-        """Lab.run, with the lifecycle program (copied for that one line)."""
-        started = time.monotonic()
-        secret = secrets.token_urlsafe(32)
-        environment = {**SHORT_TIMERS, "BACKEND_MODE": deployment.mode, "JWT_SECRET": secret,
-                       "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
-        backends = start_lifecycle_backends(self.embedded, {
-            f"{label}-{n}": (deployment.defect, environment) for n in range(1, deployment.instances + 1)})
-        try:
-            target = {"TARGET_URL": ",".join(backend.url for backend in backends), "JWT_SECRET": secret,
-                      "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
-                      "SPEC_EVENT_TIMEOUT_SECONDS": EVENT_TIMEOUT_SECONDS}
-            run = run_spec(*spec_args, env=target, tmp_path=self.workdir)
-            logs = "\n".join(f"--- log of {backend.name}:\n{backend.log_tail(20)}" for backend in backends)
-        finally:
-            for backend in backends:
-                self.embedded.stop_backend(backend)
-        return Outcome(run, logs, time.monotonic() - started)
 
     def run_embedded(self, defect: str, *spec_args: str) -> Outcome:
         started = time.monotonic()
