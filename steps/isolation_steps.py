@@ -4,7 +4,7 @@ from behave import then, when
 
 from support.loop import harness_step
 from support.phrases import register_phrases
-from support.questions import check_nothing_of_run, check_planted_leak_reported
+from support.questions import check_nothing_of_run, check_nothing_reached, check_planted_leak_reported
 
 register_phrases()
 
@@ -14,12 +14,8 @@ register_phrases()
 async def receives_nothing_of(context, name, owner):
     """Fence every socket of the receiver, then let the leak detector judge."""
     world = context.world
-    receiver = world.cast.actor(name)
     await world.cast.fence_all(context.harness.settings.backstop_seconds)
-    leaks = [v for v in world.leak_detector.violations
-             if v.receiver.user_id == receiver.user_id and v.owner.user_name == owner]
-    if leaks:
-        raise AssertionError(str(leaks[0]))
+    check_nothing_reached(world.leak_detector, world.cast.actor(name).party, world.cast.actor(owner).party)
 
 
 @then("nobody receives anything that belongs to someone else")

@@ -6,7 +6,7 @@ from behave import then, when
 
 from support.loop import harness_step
 from support.phrases import register_phrases
-from support.questions import check_agent_events, check_nothing_of_run, check_thread_recorded
+from support.questions import check_agent_events, check_nothing_of_run, check_nothing_reached, check_thread_recorded
 
 register_phrases()
 
@@ -31,10 +31,7 @@ async def nothing_of_other_device(context, name, device, owner, other):
     receiver = context.world.cast.actor(name).device(device)
     source = context.world.cast.actor(owner).device(other)
     await receiver.connection.fence(context.world.cast.timeout, context.harness.settings.backstop_seconds)
-    leaks = [v for v in context.world.leak_detector.violations
-             if v.receiver.session_id == receiver.tokens.session_id and v.owner.session_id == source.tokens.session_id]
-    if leaks:
-        raise AssertionError(str(leaks[0]))
+    check_nothing_reached(context.world.leak_detector, receiver.party, source.party)
 
 
 @when('{name:Name} starts a thread "{title}" on {device:Device} kept to that device')

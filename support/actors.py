@@ -148,17 +148,19 @@ class Actor:
     async def connect(self, device: str, carrier: str | None = "bearer header", token: str | None = None, *,
                       instance: Instance | None = None, endpoint: str = "websocket", path_user: str | None = None,
                       origin: str | None | object = DEFAULT_ORIGIN, headers: dict | None = None,
-                      welcome: bool = True) -> RecordedConnection:
+                      welcome: bool = True, recorded: bool = True) -> RecordedConnection:
         """Open a socket from ``device``, by default with the session's own token in the bearer header.
 
-        Every call opens one more socket (a browser tab); the device keeps them all.
-        Raises HandshakeRefused if the target refuses the handshake.
+        Every call opens one more socket (a browser tab); the device keeps them all, and the
+        scenario's report shows their transcripts, unless ``recorded`` is False. The leak
+        detector reads every socket either way. Raises HandshakeRefused if the target refuses.
         """
         entry = await self.sign_in(device)
         instance = instance or self.cast.instance
         connection = RecordedConnection(entry.party, self.cast.leak_detector, speaks_envelope=endpoint != "mcp")
-        self.cast.connections.append(connection)
-        entry.tabs.append(connection)
+        if recorded:
+            self.cast.connections.append(connection)
+            entry.tabs.append(connection)
         if carrier is not None and token is None:
             token = entry.tokens.access_token
         await connection.open(
@@ -249,14 +251,8 @@ class Actor:
         These sockets are read by the leak detector but kept out of the scenario's
         transcripts: a thousand handshakes would bury the report.
         """
-        entry = await self.sign_in(device)
-        instance = self.cast.instance
         for _ in range(times):
-            connection = RecordedConnection(entry.party, self.cast.leak_detector)
-            await connection.open(instance.socket_url(), carrier="bearer header", token=entry.tokens.access_token,
-                                  timeout=self.cast.timeout, origin=instance.default_origin)
-            await connection.wait_for(lambda f: f.type == "connected", "the welcome frame", self.cast.timeout)
-            await connection.close()
+            await (await self.connect(device, recorded=False)).close()
 
     def _open_connection(self, entry: Device) -> RecordedConnection:
         if entry.connection is None or not entry.connection.is_open:

@@ -7,6 +7,7 @@ import json
 
 from .actors import AGENT_EVENTS, Actor, AgentRequest, Device, device_type
 from .connection import Frame, HandshakeRefused, RecordedConnection
+from .leaks import LeakDetector, Party
 from .phrases import PUBLISHED_SETTINGS
 from .redaction import jwt_claims_unverified
 
@@ -333,3 +334,17 @@ def check_permission_denied(frame: Frame, who: str, reason: str) -> None:
     payload = (frame.message or {}).get("payload") or {}
     if frame.type != "permission_denied" or payload.get("reason") != reason:
         raise AssertionError(f"{who} expected the tool to be refused because of the {reason}; received {frame.text}")
+
+
+def check_nothing_reached(detector: LeakDetector, receiver: Party, owner: Party) -> None:
+    """The leak detector saw nothing of ``owner``'s on ``receiver``'s sockets.
+
+    A party without a session (a user) covers every device of that user; one with a
+    session covers that device only.
+    """
+    def covers(whole: Party, part: Party) -> bool:
+        return whole.user_id == part.user_id and whole.session_id in (None, part.session_id)
+
+    leaks = [v for v in detector.violations if covers(receiver, v.receiver) and covers(owner, v.owner)]
+    if leaks:
+        raise AssertionError(str(leaks[0]))

@@ -61,3 +61,18 @@ def test_the_frame_in_a_report_is_redacted():
     marker = detector.private_marker(ALICE_LAPTOP)
     violation = detector.inspect(BOB_PHONE, frame(answer=marker, token="s3cret"))[0]
     assert "s3cret" not in str(violation)
+
+
+def test_nothing_reached_covers_every_device_of_a_user_and_one_device_of_a_session():
+    from support.questions import check_nothing_reached
+
+    detector = LeakDetector()
+    marker = detector.private_marker(ALICE_LAPTOP)
+    detector.inspect(ALICE_PHONE, frame(answer=marker))  # the laptop's run on the phone
+    alice, bob = Party("Alice", "user-a"), Party("Bob", "user-b")
+    check_nothing_reached(detector, bob, alice)  # nothing of Alice's reached Bob
+    check_nothing_reached(detector, ALICE_LAPTOP, ALICE_PHONE)  # nor the phone's data the laptop
+    with pytest.raises(AssertionError, match="Alice's phone received Alice's laptop's private data"):
+        check_nothing_reached(detector, ALICE_PHONE, ALICE_LAPTOP)
+    with pytest.raises(AssertionError, match="Alice's phone received"):
+        check_nothing_reached(detector, alice, alice)
