@@ -11,26 +11,14 @@ from .connection import HandshakeRefused, RecordedConnection
 from .instances import Instance
 from .raw_socket import SilentClient
 from .leaks import SESSION, LeakDetector, Party
+from .phrases import DEVICE_TYPES, THREAD_ACTIONS, device_type, json_rpc_request, malformed_message
 from .redaction import Redactor
+from .tokens import TokenFactory
+from .world import Remembered
 
 DEFAULT_ORIGIN = object()  # the instance's own web app origin
 
-# The device words of the features -> the contract's device types.
-DEVICE_TYPES = {
-    "laptop": "laptop_browser",
-    "phone": "mobile_browser",
-    "desktop app": "desktop_app",
-    "tablet": "tablet_browser",
-}
 AGENT_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
-
-
-def device_type(device: str) -> str:
-    try:
-        return DEVICE_TYPES[device]
-    except KeyError:
-        raise ValueError(f"unknown device {device!r}; the features know "
-                         f"{', '.join(DEVICE_TYPES)}") from None
 
 
 @dataclass
@@ -82,9 +70,6 @@ class Device:
         reply = await connection.wait_for(lambda f: f.id == renew_id, "the answer to its renewal", timeout, since)
         if reply.type != "reauthenticated":
             raise AssertionError(f"{self} renewed its token and was answered {reply.text}")
-
-
-THREAD_ACTIONS = {"read": "thread_read", "write to": "thread_post", "subscribe to": "thread_subscribe"}
 
 
 @dataclass
@@ -289,9 +274,21 @@ class Cast:
     def actors(self) -> list[Actor]:
         return list(self._actors.values())
 
-    async def fence_all(self, backstop: float) -> None:
-        """Drain every open socket's delivery path at once (see RecordedConnection.fence)."""
-        await asyncio.gather(*(c.fence(self.timeout, backstop) for c in self.connections if c.is_open))
+    async def fence_all(self, backstop: float, in_flight: int = 64) -> None:
+        """Drain every open socket's delivery path (see RecordedConnection.fence).
+
+        At most ``in_flight`` fences are outstanding at once: a burst of one per socket, at
+        thousands of sockets, is a load test of its own that the sweep must not be. One
+        backstop after the last fence is back covers every socket.
+        """
+        gate = asyncio.Semaphore(in_flight)
+
+        async def fence(connection: RecordedConnection) -> None:
+            async with gate:
+                await connection.fence(self.timeout, backstop=0)
+
+        await asyncio.gather(*(fence(c) for c in self.connections if c.is_open))
+        await asyncio.sleep(backstop)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)

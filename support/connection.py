@@ -231,8 +231,13 @@ class RecordedConnection:
         fence_id = self.next_id("fence")
         since = len(self.transcript)
         await self.send({"type": "fence", "id": fence_id, "payload": {}})
-        await self.wait_for(lambda f: f.type == "fence" and f.id == fence_id,
-                            "its fence back through the event fan-out", timeout, since)
+        # An error answering the fence (say `unavailable`) ends the wait at once: waiting out
+        # the timeout would hide the service's answer behind a timeout message.
+        reply = await self.wait_for(lambda f: f.id == fence_id and f.type in ("fence", "error"),
+                                    "its fence back through the event fan-out", timeout, since)
+        if reply.type != "fence":
+            raise AssertionError(f"{self.owner} sent a fence and was answered {reply.text[:300]}; "
+                                 f"expected the fence back through the event fan-out")
         await asyncio.sleep(backstop)
         return fence_id
 
