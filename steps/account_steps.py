@@ -3,67 +3,72 @@
 from behave import given, then, when
 
 from support.loop import harness_step
-from support.phrases import register_phrases
 from support.questions import (
-    check_account_recorded, check_fresh_tokens, check_http_refusal, check_refused, check_tokens_bound,
+    check_account_recorded, check_fresh_tokens, check_http_refusal, check_refused, check_session_revoked,
+    check_tokens_bound, check_token_lifetime,
 )
 
-register_phrases()
 
-
-@given("{names:Names} has an account on the {plan} plan")
-@given("{names:Names} have accounts on the {plan} plan")
-@when("{names:Names} signs up on the {plan} plan")
+@given("{names:Names} has an account on the {plan:Plan} plan")
+@given("{names:Names} have accounts on the {plan:Plan} plan")
+@when("{names:Names} signs up on the {plan:Plan} plan")
+@when("{names:Names} sign up on the {plan:Plan} plan")
 @harness_step
 async def accounts_on_plan(context, names, plan):
-    """Sign each person up on the named plan (Trial, Free, Pro, Enterprise)."""
+    """Sign each person up on the named plan (one the service publishes)."""
     cast = context.world.cast
     for name in names:
-        await cast.actor(name).sign_up(plan.lower())
-    context.world.notes["group"] = names
+        await cast.actor(name).sign_up(cast.plan(plan))
+    context.world.group = names
 
 
-@given("{name:Name} has an account on the {plan} plan as {role}")
+@given("{count:People} have accounts on the {plan:Plan} plan")
+@given("{count:People} has an account on the {plan:Plan} plan")
+@harness_step
+async def many_accounts(context, count, plan):
+    cast = context.world.cast
+    context.world.group = await cast.sign_up_crowd(count, cast.plan(plan))
+
+
+@given("{name:Name} has an account on the {plan:Plan} plan as {role:Role}")
 @harness_step
 async def account_with_role(context, name, plan, role):
-    await context.world.cast.actor(name).sign_up(plan.lower(), role=role)
+    cast = context.world.cast
+    await cast.actor(name).sign_up(cast.plan(plan), role=cast.role(role))
 
 
-@when("{name:Name} signs in on {device:Device}")
+@when("{name:Name} {signs:Signs} in on {device:Device}")
 @harness_step
-async def signs_in(context, name, device):
+async def signs_in(context, name, signs, device):
     await context.world.cast.actor(name).sign_in(device)
 
 
-@then("{name:Name} receives an access token and a refresh token")
+@then("{name:Name} {receives:Receives} an access token and a refresh token")
 @harness_step
-async def receives_tokens(context, name):
-    device = next(iter(context.world.cast.actor(name).devices.values()))
+async def receives_tokens(context, name, receives):
+    actor = context.world.cast.actor(name)
+    device = actor.only_signed_in_device()
     check_tokens_bound(device)
+    check_token_lifetime(device.tokens, actor.cast.instance.config)
 
 
-@then("the service has an account for {name:Name} on the {plan} plan")
+@then("the service has an account for {name:Name} on the {plan:Plan} plan")
 @harness_step
 async def account_recorded(context, name, plan):
     actor = context.world.cast.actor(name)
-    check_account_recorded(actor, plan.lower(), await context.harness.database.user(actor.user_id))
+    check_account_recorded(actor, plan, await context.harness.database.user(actor.user_id))
 
 
-@when("someone signs up again with {name:Name}'s e-mail address written {spelling}")
+@when("someone signs up again with {name:Name}'s e-mail address written {spelling:Spelling}")
 @harness_step
 async def signs_up_again(context, name, spelling):
-    actor = context.world.cast.actor(name)
-    spellings = {"exactly as she wrote it": actor.email, "exactly as he wrote it": actor.email,
-                 "in capital letters": actor.email.upper()}
-    context.world.notes["answer"] = await context.world.cast.api.post(
-        "/auth/register", {"email": spellings[spelling], "password": "another-password-123", "plan": "free",
-                           "device_type": "laptop_browser"})
+    await context.world.cast.actor(name).sign_up_again(spelling)
 
 
-@then("the sign-up is refused because the address is taken")
+@then("the sign-up {tense:Tense} refused because the address is taken")
 @harness_step
-async def sign_up_refused(context):
-    check_http_refusal(context.world.notes["answer"], "the second sign-up", 409, "email_taken")
+async def sign_up_refused(context, tense):
+    check_http_refusal(context.world.cast.last_http_answer(), "the second sign-up", 409, "email_taken")
 
 
 @then("{name:Name}'s {device:DeviceName} holds tokens bound to its own session")
@@ -71,6 +76,7 @@ async def sign_up_refused(context):
 async def tokens_bound(context, name, device):
     actor = context.world.cast.actor(name)
     check_tokens_bound(actor.device(device), others=[d for d in actor.devices.values() if d.name != device])
+    check_token_lifetime(actor.device(device).tokens, actor.cast.instance.config)
 
 
 @given("{name:Name}'s {device:DeviceName} has refreshed its session")
@@ -83,7 +89,9 @@ async def refreshes(context, name, device):
 @then("{name:Name}'s {device:DeviceName} holds new tokens for the same session")
 @harness_step
 async def fresh_tokens(context, name, device):
-    check_fresh_tokens(context.world.cast.actor(name).device(device))
+    entry = context.world.cast.actor(name).device(device)
+    check_fresh_tokens(entry)
+    check_token_lifetime(entry.tokens, context.world.cast.instance.config)
 
 
 @then("{name:Name}'s {device:DeviceName} can refresh its session again with the new refresh token")
@@ -103,40 +111,39 @@ async def connects_with_new_token(context, name, device):
 @when("someone presents {name:Name}'s {device:DeviceName}'s old refresh token again")
 @harness_step
 async def reuses_refresh_token(context, name, device):
-    old = context.world.cast.actor(name).device(device).previous_tokens[-1].refresh_token
-    context.world.notes["answer"] = await context.world.cast.api.post("/auth/refresh", {"refresh_token": old})
+    await context.world.cast.actor(name).present_old_refresh_token(device)
 
 
-@then("the refresh is refused")
+@then("the refresh {tense:Tense} refused")
 @harness_step
-async def refresh_refused(context):
-    check_http_refusal(context.world.notes["answer"], "the reused refresh token", 401)
+async def refresh_refused(context, tense):
+    check_http_refusal(context.world.cast.last_http_answer(), "the reused refresh token", 401)
 
 
-@when("{name:Name} signs out on {device:Device}")
+@then("{name:Name}'s {device:DeviceName}'s session {tense:Tense} recorded as revoked")
 @harness_step
-async def signs_out(context, name, device):
+async def session_revoked(context, name, device, tense):
     entry = context.world.cast.actor(name).device(device)
-    await context.world.cast.api.logout(entry.tokens.access_token)
+    check_session_revoked(entry, await context.harness.database.sessions_of(entry.tokens.user_id))
 
 
-@then("{name:Name}'s {device:DeviceName}'s token is refused at the handshake")
-@then("{name:Name}'s {device:DeviceName}'s latest token is refused at the handshake")
+@when("{name:Name} {signs:Signs} out on {device:Device}")
 @harness_step
-async def token_refused(context, name, device):
+async def signs_out(context, name, signs, device):
+    await context.world.cast.actor(name).sign_out(device)
+
+
+@then("{name:Name}'s {device:DeviceName}'s token {tense:Tense} refused at the handshake")
+@then("{name:Name}'s {device:DeviceName}'s latest token {tense:Tense} refused at the handshake")
+@harness_step
+async def token_refused(context, name, device, tense):
     outcome = await context.world.cast.actor(name).try_connect(device, "bearer header")
     check_refused(outcome, {401})
 
 
-@then("{name:Name}'s {device:DeviceName}'s token is refused at the handshake on every instance")
+@then("{name:Name}'s {device:DeviceName}'s token {tense:Tense} refused at the handshake on every instance")
 @harness_step
-async def token_refused_everywhere(context, name, device):
+async def token_refused_everywhere(context, name, device, tense):
     actor = context.world.cast.actor(name)
     for instance in context.world.cast.instances:
         check_refused(await actor.try_connect(device, "bearer header", instance=instance), {401})
-
-
-@given("{name:Name} is connected from {device:Device} through the second instance")
-@harness_step
-async def connected_through_second(context, name, device):
-    await context.world.cast.actor(name).connect(device, instance=context.world.cast.instances[1])

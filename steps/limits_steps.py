@@ -1,72 +1,62 @@
 """Abuse limits: message size, message rate, and which web pages may open a socket."""
 
-import asyncio
-
 from behave import given, then, when
 
 from support.loop import harness_step
-from support.phrases import register_phrases
-from support.questions import check_agent_events, check_published, error_reply
-
-register_phrases()
+from support.questions import check_agent_events, check_published, check_refused_past_limit
 
 
-@given("messages may be at most {kilobytes:d} KB")
+@given("messages may be at most {kilobytes:Kilobytes}")
 @harness_step
 async def message_size_limit(context, kilobytes):
     check_published(context.world.cast.instance.config, "message size in bytes", kilobytes * 1024)
 
 
-@given("{name:Name} may send at most {count:d} messages a minute")
-@then("{name:Name} may send at most {count:d} messages a minute")
+@given("{name:Name} may send at most {count:Messages} a minute")
+@then("{name:Name} may send at most {count:Messages} a minute")
 @harness_step
 async def message_rate_limit(context, name, count):
     check_published(context.world.cast.instance.config, "messages per minute", count,
                     context.world.cast.actor(name).plan)
-    context.world.notes["rate"] = count
+    context.world.rate_limit = count
 
 
-@when("{name:Name}'s {device:DeviceName} sends a message of {kilobytes:d} KB")
+@when("{name:Name}'s {device:DeviceName} sends a message of {kilobytes:Kilobytes}")
 @harness_step
 async def sends_big_message(context, name, device, kilobytes):
-    connection = context.world.cast.actor(name).device(device).connection
-    filler = "x" * (kilobytes * 1024)
-    await connection.send({"type": "chat", "id": connection.next_id("big"), "payload": {"text": filler}})
+    await context.world.cast.actor(name).device(device).send_message_of(kilobytes)
 
 
-@when("{name:Name} asks {pronoun} agent a question of {kilobytes:d} KB")
+@when("{name:Name} asks {pronoun:Pronoun} agent a question of {kilobytes:Kilobytes}")
 @harness_step
 async def asks_big_question(context, name, pronoun, kilobytes):
-    question = ("How much is this? " * 1000)[: kilobytes * 1024 - 200]  # leaves room for envelope and marker
-    await context.world.cast.actor(name).ask(None, question)
+    pronoun.check_is(name, "agent")
+    await context.world.cast.actor(name).ask_question_of(kilobytes)
 
 
-@when("{name:Name} asks {pronoun} agent {count:d} questions within a minute")
+@when("{name:Name} asks {pronoun:Pronoun} agent {count:Questions} within a minute")
 @harness_step
 async def asks_many(context, name, pronoun, count):
+    pronoun.check_is(name, "agent")
     actor = context.world.cast.actor(name)
-    for number in range(1, count + 1):
-        await actor.ask(None, f"Question number {number}")
+    actor.burst = await actor.ask_many(None, count)
 
 
-@then('{name:Name}\'s last question is refused as "{code:Code}" with a hint when to retry')
+@then('{name:Name}\'s questions past the limit are refused as "{code:Code}" with a hint when to retry')
+@then('{name:Name}\'s last question {tense:Tense} refused as "{code:Code}" with a hint when to retry')
+@then('{name:Name}\'s last {count:Questions} are refused as "{code:Code}" with a hint when to retry')
 @harness_step
-async def last_refused(context, name, code):
-    actor = context.world.cast.actor(name)
-    last, earlier = actor.requests[-1], actor.requests[:-1]
-    connection = last.device.connection
-    frame = await error_reply(connection, code, context.world.cast.timeout, last.sent_index, last.id)
-    retry_after = (frame.message.get("payload") or {}).get("retry_after_seconds")
-    if not isinstance(retry_after, (int, float)) or retry_after <= 0:
-        raise AssertionError(f"the refusal gives no usable retry-after hint: {frame.text}")
-    answers = await asyncio.gather(*(actor.answer_to(request) for request in earlier))
-    for request, events in zip(earlier, answers):
-        check_agent_events(request, events)
+async def refused_past_limit(context, name, code, tense=None, count=None):
+    """The questions within the allowance are answered in full; every one past it is refused, the socket open."""
+    world = context.world
+    await check_refused_past_limit(world.cast.actor(name), code, world.stated_limit(code, world.cast.actor(name)), world.cast.timeout,
+                                   expected_refusals=count)
 
 
-@then("{name:Name} can still ask {pronoun} agent and receive the full answer")
+@then("{name:Name} can still ask {pronoun:Pronoun} agent and receive the full answer")
 @harness_step
 async def can_still_ask(context, name, pronoun):
+    pronoun.check_is(name, "agent")
     actor = context.world.cast.actor(name)
     request = await actor.ask(None, "Is everything still fine?")
     check_agent_events(request, await actor.answer_to(request))
@@ -82,15 +72,12 @@ async def connects_from_origin(context, name, device, origin):
 @when("{name:Name} connects from {device:Device} on a page from the product's own web app")
 @harness_step
 async def connects_from_own_app(context, name, device):
-    origin = context.world.cast.instance.default_origin
-    if origin is None:
-        raise AssertionError("the service publishes no allowed origin (/ws/secure/config allowed_origins)")
-    context.world.last_handshake = await context.world.cast.actor(name).connect(device, origin=origin)
+    context.world.last_handshake = await context.world.cast.actor(name).connect_from_own_app(device)
 
 
-@when("{name:Name} tries to connect from {device:Device} without saying which page she is on")
+@when("{name:Name} tries to connect from {device:Device} without saying which page {she:She} is on")
 @harness_step
-async def connects_without_origin(context, name, device):
+async def connects_without_origin(context, name, device, she):
     context.world.last_handshake = await context.world.cast.actor(name).try_connect(device, "bearer header",
                                                                                      origin=None)
 
@@ -98,6 +85,7 @@ async def connects_without_origin(context, name, device):
 @given("the service accepts browsers only")
 @harness_step
 async def browsers_only(context):
-    if context.world.cast.instance.security.get("origin_required") is not True:
-        context.scenario.skip(reason=f"{context.world.cast.instance} does not say it accepts browsers only "
+    instance = context.world.cast.instance
+    if instance.security.get("origin_required") is not True:
+        context.scenario.skip(reason=f"{instance} does not say it accepts browsers only "
                                      f"(origin_required is not true in /ws/secure/config)")

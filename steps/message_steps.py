@@ -3,38 +3,31 @@
 from behave import then, when
 
 from support.loop import harness_step
-from support.phrases import malformed_message, register_phrases
-from support.questions import error_reply
-
-register_phrases()
+from support.questions import check_error_names, error_reply
 
 
 @when("{name:Name}'s {device:DeviceName} sends {message:Malformed}")
 @harness_step
 async def sends_malformed(context, name, device, message):
-    connection = context.world.cast.actor(name).device(device).connection
-    frame = malformed_message(message, connection.next_id("bad"))
-    context.world.notes["sent at"] = await connection.send(frame)
+    await context.world.cast.actor(name).device(device).send_malformed(message)
 
 
 @when("{name:Name}'s {device:DeviceName} sends text that is not valid UTF-8")
 @harness_step
 async def sends_invalid_utf8(context, name, device):
-    connection = context.world.cast.actor(name).device(device).connection
-    await connection.send(b'{"type": "ping", "payload": "\xff\xfe"}', as_text=True)
+    await context.world.cast.actor(name).device(device).send_invalid_utf8()
 
 
-@then('{name:Name}\'s {device:DeviceName} is told "{code:Code}" naming "{culprit}"')
+@then('{name:Name}\'s {device:DeviceName} {tense:Tense} told "{code:Code}" naming "{culprit}"')
 @harness_step
-async def told_naming(context, name, device, code, culprit):
-    connection = context.world.cast.actor(name).device(device).connection
-    frame = await error_reply(connection, code, context.world.cast.timeout, context.world.notes.get("sent at", 0))
-    payload = frame.message.get("payload") or {}
-    if culprit not in (payload.get("type"), payload.get("field")) and culprit not in str(payload.get("message")):
-        raise AssertionError(f"the error does not name {culprit!r}: {frame.text}")
+async def told_naming(context, name, device, tense, code, culprit):
+    entry = context.world.cast.actor(name).device(device)
+    frame = await error_reply(entry.open_connection(), code, context.world.cast.timeout, entry.last_sent)
+    check_error_names(frame, culprit)
 
 
-@when('{name:Name} asks {pronoun} agent "{question:Quoted}" the way older apps do')
+@when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}" the way older apps do')
 @harness_step
 async def asks_legacy(context, name, pronoun, question):
+    pronoun.check_is(name, "agent")
     await context.world.cast.actor(name).ask(None, question, legacy=True)

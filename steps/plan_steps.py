@@ -5,42 +5,39 @@ import asyncio
 from behave import given, then, when
 
 from support.loop import harness_step
-from support.phrases import register_phrases
-from support.questions import check_execution_recorded, check_nothing_ran, check_permission_denied, check_published
+from support.questions import (
+    check_execution_recorded, check_nothing_ran, check_permission_denied, check_published, tool_answer,
+)
 
-register_phrases()
 
-
-@when("{name:Name} changes to the {plan} plan")
+@given("{name:Name} has changed to the {plan:Plan} plan")
+@when("{name:Name} changes to the {plan:Plan} plan")
 @harness_step
 async def changes_plan(context, name, plan):
-    actor = context.world.cast.actor(name)
-    device = await actor.sign_in(next(iter(actor.devices), "laptop"))
-    await context.world.cast.api.change_plan(device.tokens.access_token, plan.lower())
-    actor.plan = plan.lower()
+    cast = context.world.cast
+    await cast.actor(name).change_plan(cast.plan(plan))
 
 
-@when('{name:Name} asks {pronoun} agent "{question:Quoted}" using the tool "{tool}"')
+@when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}" using the tool "{tool}"')
 @harness_step
 async def asks_with_tool(context, name, pronoun, question, tool):
+    pronoun.check_is(name, "agent")
     await context.world.cast.actor(name).ask(None, question, extra={"tool": tool})
 
 
-@when('{name:Name} asks the {agent} "{question:Quoted}" using the tool "{tool}"')
+@when('{name:Name} asks the {agent:Agent} "{question:Quoted}" using the tool "{tool}"')
 @harness_step
 async def asks_agent_with_tool(context, name, agent, question, tool):
-    await context.world.cast.actor(name).ask(None, question, extra={"agent": agent, "tool": tool})
+    cast = context.world.cast
+    await cast.actor(name).ask(None, question, extra={"agent": cast.agent(agent), "tool": tool})
 
 
-@then("{name:Name} is refused the tool because of {pronoun} {reason}")
+@then("{name:Name} {tense:Tense} refused the tool because of {pronoun:Pronoun} {reason:ToolRefusal}")
 @harness_step
-async def refused_tool(context, name, pronoun, reason):
+async def refused_tool(context, name, tense, pronoun, reason):
+    pronoun.check_is(name, reason)
     actor = context.world.cast.actor(name)
-    request = actor.last_request()
-    frame = await request.device.connection.wait_for(
-        lambda f: f.id == request.id and f.type in ("permission_denied", "agent_completed", "error"),
-        "the answer to the tool request", context.world.cast.timeout, request.sent_index)
-    check_permission_denied(frame, name, reason)
+    check_permission_denied(await tool_answer(actor.last_request(), context.world.cast.timeout), name, reason)
 
 
 @then("nothing ran for {name:Name}'s question")
@@ -48,40 +45,43 @@ async def refused_tool(context, name, pronoun, reason):
 async def nothing_ran(context, name):
     actor = context.world.cast.actor(name)
     request = actor.last_request()
-    await request.device.connection.fence(context.world.cast.timeout, context.harness.settings.backstop_seconds)
+    await request.device.open_connection().fence(context.world.cast.timeout, context.world.backstop)
     rows = await context.harness.database.executions_for(actor.user_id, request.id)
     check_nothing_ran(request, rows)
 
 
-@then("{name:Name}'s run is recorded as completed for {pronoun} {device:DeviceName}, by the {agent} with the tool {tool}")
+@then("{name:Name}'s run {tense:Tense} recorded as completed for {pronoun:Pronoun} {device:DeviceName}, "
+      "by the {agent:Agent} with the tool {tool}")
 @harness_step
-async def recorded_with_agent_and_tool(context, name, pronoun, device, agent, tool):
+async def recorded_with_agent_and_tool(context, name, tense, pronoun, device, agent, tool):
+    pronoun.check_is(name, device)
     actor = context.world.cast.actor(name)
     request = actor.last_request()
     rows = await context.harness.database.executions_for(actor.user_id, request.id)
     check_execution_recorded(request, actor.device(device), rows, agent=agent, tool=tool)
 
 
-@given("{name:Name} may run the agent {count:d} times a day")
+@given("{name:Name} may run the agent {count:Times} a day")
 @harness_step
 async def daily_allowance(context, name, count):
-    check_published(context.world.cast.instance.config, "agent runs per day", count,
-                    context.world.cast.actor(name).plan)
+    actor = context.world.cast.actor(name)
+    check_published(context.world.cast.instance.config, "agent runs per day", count, actor.plan)
+    actor.daily_runs = count
 
 
-@when("{name:Name} asks {pronoun} agent {count:d} questions, one after another")
+@when("{name:Name} asks {pronoun:Pronoun} agent {count:Questions}, one after another")
 @harness_step
 async def asks_one_after_another(context, name, pronoun, count):
+    pronoun.check_is(name, "agent")
     actor = context.world.cast.actor(name)
-    for number in range(1, count + 1):
-        request = await actor.ask(None, f"Question number {number}")
-        await actor.answer_to(request)
+    actor.burst = await actor.ask_many(None, count, wait=True)
 
 
-@when("each of {name:Name}'s devices asks the assistant, the researcher and the planner at the same time")
+@when("each of {name:Name}'s devices asks {agents:Agents} at the same time")
 @harness_step
-async def each_device_asks_three(context, name):
+async def each_device_asks_agents(context, name, agents):
     actor = context.world.cast.actor(name)
-    asks = [actor.ask(device, f"What should the {agent} do next on my {device}?", extra={"agent": agent})
-            for device in actor.devices for agent in ("assistant", "researcher", "planner")]
-    await asyncio.gather(*asks)
+    agents = [context.world.cast.agent(agent) for agent in agents]
+    await asyncio.gather(*(actor.ask(device, f"What should the {agent} do next on my {device}?",
+                                     extra={"agent": agent})
+                           for device in actor.devices for agent in agents))

@@ -1,119 +1,71 @@
 """Handshakes under a crowd, and while the identity store is out of reach."""
 
-import asyncio
-import uuid
-
 from behave import then, when
 
-from support.connection import HandshakeRefused, RecordedConnection
-from support.leaks import Party
 from support.loop import harness_step
-from support.phrases import register_phrases
-from support.questions import check_refused
+from support.questions import (
+    check_breaker_open, check_crowd_connected, check_crowd_refused, check_no_server_errors, check_refused,
+    connect_after_recovery,
+)
 
-register_phrases()
 
-
-@when("each of them connects at the same moment as {forged:d} handshakes with forged tokens")
+@when("each of them connects at the same moment as {forged:Handshakes} with forged tokens")
 @harness_step
 async def crowd(context, forged):
     world = context.world
-    instance = world.cast.instance
-    people = [world.cast.actor(name) for name in world.notes["group"]]
-
-    async def forged_handshake():
-        token = context.harness.tokens.bad_token("wrong signature", str(uuid.uuid4()), str(uuid.uuid4()))
-        connection = RecordedConnection(Party("Mallory", "mallory"), world.leak_detector)
-        world.cast.connections.append(connection)
-        try:
-            return await connection.open(instance.socket_url(), carrier="bearer header", token=token,
-                                         timeout=world.cast.timeout, origin=instance.default_origin)
-        except HandshakeRefused as refusal:
-            return refusal
-
-    outcomes = await asyncio.gather(*(person.try_connect("laptop", "bearer header") for person in people),
-                                    *(forged_handshake() for _ in range(forged)), return_exceptions=True)
-    world.notes["crowd"] = (outcomes[:len(people)], outcomes[len(people):])
+    world.crowd = await world.cast.crowd(world.members(), forged)
 
 
-@then("each of them is connected")
+@then("each of them {tense:Tense} connected")
 @harness_step
-async def each_connected(context):
-    people, _ = context.world.notes["crowd"]
-    failed = [o for o in people if not isinstance(o, RecordedConnection) or not o.is_open]
-    if failed:
-        raise AssertionError(f"{len(failed)} of {len(people)} people could not connect; first: {failed[0]!r}")
+async def each_connected(context, tense):
+    check_crowd_connected(context.world.crowd)
 
 
-@then("every forged handshake is refused with HTTP 401")
+@then("every forged handshake {tense:Tense} refused with HTTP {statuses:Statuses}")
 @harness_step
-async def forged_refused(context):
-    _, forged = context.world.notes["crowd"]
-    for outcome in forged:
-        check_refused(outcome, {401})
+async def forged_refused(context, tense, statuses):
+    check_crowd_refused(context.world.crowd, statuses)
 
 
 @then("no handshake failed with a server error or close code 1011")
 @harness_step
 async def no_server_errors(context):
-    people, forged = context.world.notes["crowd"]
-    bad = [o for o in people + forged
-           if isinstance(o, Exception) and not (isinstance(o, HandshakeRefused) and o.status < 500)
-           or isinstance(o, RecordedConnection) and o.close_code == 1011]
-    if bad:
-        raise AssertionError(f"{len(bad)} handshakes failed with a server error or 1011; first: {bad[0]!r}")
+    check_no_server_errors(context.world.crowd)
 
 
-@when("the identity store becomes unreachable for the service")
+@when("{store:IdentityStore} becomes unreachable for the service")
+@when("{store:IdentityStore} becomes unreachable")
+@when("{store:IdentityStore} goes down")
 @harness_step
-async def store_unreachable(context):
-    context.harness.store_proxy.cut()
+async def store_unreachable(context, store):
+    context.harness.cuttable_store().cut()
 
 
-@when("the identity store is reachable again")
+@when("{store:IdentityStore} is reachable again")
+@when("{store:IdentityStore} comes back")
 @harness_step
-async def store_back(context):
-    context.harness.store_proxy.restore()
+async def store_back(context, store):
+    context.harness.cuttable_store().restore()
 
 
-@then("{name:Name}'s handshakes are refused with HTTP 503, never accepted")
+@then("{name:Name}'s handshakes are refused with HTTP {statuses:Statuses}, never accepted")
 @harness_step
-async def refused_while_down(context, name):
+async def refused_while_down(context, name, statuses):
     actor = context.world.cast.actor(name)
     for _ in range(4):
-        check_refused(await actor.try_connect("laptop", "bearer header"), {503})
+        check_refused(await actor.try_connect(actor.any_device_name(), "bearer header"), statuses)
 
 
-@then("after repeated failures the service stops trying the identity store for a while")
+@then("after repeated failures the service stops trying {store:IdentityStore} for a while")
 @harness_step
-async def breaker_open(context):
+async def breaker_open(context, store):
     world = context.world
-    health = await world.cast.instance.security_health(any_status=True)
-    state = (health.get("identity_store") or {}).get("state")
-    if state != "open":
-        raise AssertionError(f"the service reports its identity store breaker as {state!r}; expected 'open': {health}")
-    proxy = context.harness.store_proxy
-    attempts = proxy.attempts
-    actor = world.cast.actors[0]
-    for _ in range(3):
-        check_refused(await actor.try_connect("laptop", "bearer header"), {503})
-    if proxy.attempts != attempts:
-        raise AssertionError(f"the service tried the identity store {proxy.attempts - attempts} more times "
-                             f"while its breaker was open")
+    await check_breaker_open(world.cast.instance, context.harness.cuttable_store(), world.cast.actors[0])
 
 
 @then("{name:Name} can connect from {device:Device} again within the advertised cool-down")
 @harness_step
 async def connects_after_recovery(context, name, device):
     world = context.world
-    cooldown = world.cast.instance.config.get("timeouts", {}).get("identity_store_cooldown_seconds", 30)
-    deadline = asyncio.get_running_loop().time() + cooldown + 3
-    actor = world.cast.actor(name)
-    while True:
-        outcome = await actor.try_connect(device, "bearer header")
-        if isinstance(outcome, RecordedConnection):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{name} still cannot connect {cooldown + 3:g} s after the identity store came back: "
-                                 f"{outcome}")
-        await asyncio.sleep(0.1)
+    await connect_after_recovery(world.cast.actor(name), device, world.cast.instance)

@@ -1,89 +1,79 @@
 """One person on several devices: each device's runs and threads stay where they belong."""
 
-import asyncio
-
-from behave import then, when
+from behave import given, then, when
 
 from support.loop import harness_step
-from support.phrases import register_phrases
-from support.questions import check_agent_events, check_nothing_of_run, check_nothing_reached, check_thread_recorded
+from support.questions import (
+    check_nothing_reached, check_runs_kept_to_devices, check_thread_message, check_thread_readable,
+    check_thread_recorded, check_thread_unknown,
+)
 
-register_phrases()
 
-
-@then("each of {name:Name}'s devices receives the full answers of its own three runs and nothing else")
+@then("each of {name:Name}'s devices {receives:Receives} the full answers of its own {count:Runs} and nothing else")
 @harness_step
-async def own_runs_only(context, name):
-    actor = context.world.cast.actor(name)
-    answers = await asyncio.gather(*(actor.answer_to(request) for request in actor.requests))
-    for request, events in zip(actor.requests, answers):
-        check_agent_events(request, events)
-    await context.world.cast.fence_all(context.harness.settings.backstop_seconds)
-    for device in actor.devices.values():
-        for request in actor.requests:
-            if request.device is not device:
-                check_nothing_of_run(device, request)
+async def own_runs_only(context, name, receives, count):
+    world = context.world
+    await check_runs_kept_to_devices(world.cast.actor(name), count, world.cast, world.backstop)
 
 
-@then("{name:Name}'s {device:DeviceName} receives nothing that belongs to {owner:Name}'s {other:DeviceName}")
+@then("{name:Name}'s {device:DeviceName} {receives:Receives} nothing that belongs to {owner:Name}'s {other:DeviceName}")
 @harness_step
-async def nothing_of_other_device(context, name, device, owner, other):
+async def nothing_of_other_device(context, name, device, receives, owner, other):
     receiver = context.world.cast.actor(name).device(device)
     source = context.world.cast.actor(owner).device(other)
-    await receiver.connection.fence(context.world.cast.timeout, context.harness.settings.backstop_seconds)
+    await receiver.open_connection().fence(context.world.cast.timeout, context.world.backstop)
     check_nothing_reached(context.world.leak_detector, receiver.party, source.party)
 
 
-@when('{name:Name} starts a thread "{title}" on {device:Device} kept to that device')
+@given('{name:Name} has started a thread "{title:Quoted}" on {device:Device} kept to that device')
+@when('{name:Name} starts a thread "{title:Quoted}" on {device:Device} kept to that device')
 @harness_step
 async def starts_session_thread(context, name, title, device):
-    context.world.notes["thread"] = await context.world.cast.actor(name).create_thread(device, title, "session")
+    await context.world.cast.actor(name).create_thread(device, title, "session")
 
 
-@when('{name:Name} starts a thread "{title}" on {device:Device} for all {pronoun} devices')
+@given('{name:Name} has started a thread "{title:Quoted}" on {device:Device} for all {pronoun:Pronoun} devices')
+@when('{name:Name} starts a thread "{title:Quoted}" on {device:Device} for all {pronoun:Pronoun} devices')
 @harness_step
 async def starts_user_thread(context, name, title, device, pronoun):
-    context.world.notes["thread"] = await context.world.cast.actor(name).create_thread(device, title, "user")
+    pronoun.check_is(name, "devices")
+    await context.world.cast.actor(name).create_thread(device, title, "user")
 
 
 @then("{name:Name}'s {device:DeviceName} can read the thread")
 @harness_step
 async def can_read_thread(context, name, device):
-    answer = await context.world.cast.actor(name).thread_request(device, "read", context.world.notes["thread"])
-    if answer.type != "thread":
-        raise AssertionError(f"{name}'s {device} could not read the thread: {answer.text}")
+    actor = context.world.cast.actor(name)
+    check_thread_readable(actor.device(device), await actor.thread_request(device, "read", actor.last_thread))
 
 
-@then("{name:Name}'s {device:DeviceName} is told the thread does not exist")
+@then("{name:Name}'s {device:DeviceName} {tense:Tense} told the thread does not exist")
 @harness_step
-async def told_thread_missing(context, name, device):
-    answer = await context.world.cast.actor(name).thread_request(device, "read", context.world.notes["thread"])
-    if answer.type != "error" or (answer.message.get("payload") or {}).get("code") != "not_found":
-        raise AssertionError(f"{name}'s {device} should not see the thread; it was answered {answer.text}")
+async def told_thread_missing(context, name, device, tense):
+    actor = context.world.cast.actor(name)
+    check_thread_unknown(actor.device(device), await actor.thread_request(device, "read", actor.last_thread))
 
 
-@when('{name:Name} writes "{text}" in the thread from {device:Device}')
+@when('{name:Name} writes "{text:Quoted}" in the thread from {device:Device}')
 @harness_step
 async def writes_in_thread(context, name, text, device):
-    answer = await context.world.cast.actor(name).thread_request(device, "write to", context.world.notes["thread"],
-                                                                 text=text)
-    context.world.notes["thread post"] = answer
+    actor = context.world.cast.actor(name)
+    await actor.thread_request(device, "write to", actor.last_thread, text=text)
 
 
-@then('{name:Name}\'s {device:DeviceName} receives "{text}" in the thread')
+@then('{name:Name}\'s {device:DeviceName} {receives:Receives} "{text:Quoted}" in the thread')
 @harness_step
-async def receives_thread_message(context, name, device, text):
-    thread_id = context.world.notes["thread"]
-    connection = context.world.cast.actor(name).device(device).connection
-    await connection.wait_for(lambda f: f.type == "thread_message" and text in f.text and thread_id in f.text,
-                              f"{text!r} in the thread", context.world.cast.timeout)
+async def receives_thread_message(context, name, device, receives, text):
+    actor = context.world.cast.actor(name)
+    await check_thread_message(actor.device(device), actor.last_thread, text, context.world.cast.timeout)
 
 
 @then("the service records the thread for {name:Name}'s {device:DeviceName} session only")
 @harness_step
 async def thread_recorded_for_session(context, name, device):
-    entry = context.world.cast.actor(name).device(device)
-    row = await context.harness.database.thread(context.world.notes["thread"])
+    actor = context.world.cast.actor(name)
+    entry = actor.device(device)
+    row = await context.harness.database.thread(actor.last_thread)
     check_thread_recorded(row, entry.tokens.user_id, "session", entry.tokens.session_id)
 
 
@@ -91,5 +81,5 @@ async def thread_recorded_for_session(context, name, device):
 @harness_step
 async def thread_recorded_for_user(context, name):
     actor = context.world.cast.actor(name)
-    row = await context.harness.database.thread(context.world.notes["thread"])
+    row = await context.harness.database.thread(actor.last_thread)
     check_thread_recorded(row, actor.user_id, "user", None)

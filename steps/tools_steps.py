@@ -3,112 +3,77 @@
 from behave import given, then, when
 
 from support.loop import harness_step
-from support.phrases import json_rpc_request, register_phrases
+from support.questions import (
+    check_batch_answered, check_first_reply_answers_ping, check_rpc_error, check_tool_answer_quotes,
+    check_tools_include,
+)
 
-register_phrases()
 
-
-@given("{name:Name} connects {pronoun} tools client from {device:Device}")
-@when("{name:Name} connects {pronoun} tools client from {device:Device}")
+@given("{name:Name} connects {pronoun:Pronoun} tools client from {device:Device}")
+@given("{name:Name} has connected {pronoun:Pronoun} tools client from {device:Device}")
+@when("{name:Name} connects {pronoun:Pronoun} tools client from {device:Device}")
 @harness_step
 async def connects_tools_client(context, name, pronoun, device):
-    actor = context.world.cast.actor(name)
-    context.world.notes["tools"] = await actor.connect(device, endpoint="mcp", welcome=False)
-
-
-def tools_client(context):
-    return context.world.notes["tools"]
+    pronoun.check_is(name, "tools client")
+    await context.world.cast.actor(name).connect_tools_client(device)
 
 
 @when("{name:Name}'s tools client asks for the list of tools")
 @harness_step
 async def lists_tools(context, name):
-    context.world.notes["rpc reply"] = await tools_client(context).call("tools/list", timeout=context.world.cast.timeout)
+    await context.world.cast.actor(name).tools.call("tools/list")
 
 
 @then('the tools include "{tool}"')
+@then('{name:Name}\'s tools include "{tool}"')
 @harness_step
-async def tools_include(context, tool):
-    reply = context.world.notes["rpc reply"]
-    names = [t.get("name") for t in (reply.get("result") or {}).get("tools", [])]
-    if tool not in names:
-        raise AssertionError(f"the tools list {names}; expected it to include {tool!r}: {reply}")
+async def tools_include(context, tool, name=None):
+    check_tools_include(context.world.cast.tools_client(name), tool)
 
 
-@when('{name:Name}\'s tools client calls "{tool}" with the query "{query}"')
+@when('{name:Name}\'s tools client calls "{tool}" with the query "{query:Quoted}"')
 @harness_step
 async def calls_tool(context, name, tool, query):
-    context.world.notes["rpc reply"] = await tools_client(context).call(
-        "tools/call", {"name": tool, "arguments": {"query": query}}, timeout=context.world.cast.timeout)
+    await context.world.cast.actor(name).tools.call_tool(tool, {"query": query})
 
 
-@then('the tool\'s answer quotes "{text}"')
+@then('the tool\'s answer quotes "{text:Quoted}"')
 @harness_step
 async def answer_quotes(context, text):
-    reply = context.world.notes["rpc reply"]
-    content = (reply.get("result") or {}).get("content") or []
-    if not any(text in str(part.get("text", "")) for part in content):
-        raise AssertionError(f"the tool's answer does not quote {text!r}: {reply}")
+    check_tool_answer_quotes(context.world.cast.tools_client(None), text)
 
 
 @when("{name:Name}'s tools client sends {request:RpcRequest}")
 @harness_step
 async def sends_request(context, name, request):
-    client = tools_client(context)
-    since = await client.send(json_rpc_request(request, 7))
-    context.world.notes["rpc frame"] = await client.wait_for(lambda f: f.json is not None, "a JSON-RPC reply",
-                                                             context.world.cast.timeout, since)
+    await context.world.cast.actor(name).tools.send_request(request)
 
 
-@then("it receives the JSON-RPC error {code:d}")
+@then("it {receives:Receives} the JSON-RPC error {code:d}")
 @harness_step
-async def receives_rpc_error(context, code):
-    frame = context.world.notes["rpc frame"]
-    reply = frame.json
-    error = reply.get("error") if isinstance(reply, dict) else None
-    if not error or error.get("code") != code or reply.get("jsonrpc") != "2.0":
-        raise AssertionError(f"expected a JSON-RPC 2.0 error {code}; received {frame.text}")
+async def receives_rpc_error(context, receives, code):
+    check_rpc_error(context.world.cast.tools_client(None).last_reply, code)
 
 
-@when("{name:Name}'s tools client sends a batch of {calls:d} calls and {notifications:d} notification")
+@when("{name:Name}'s tools client sends a batch of {calls:Calls} and {notifications:Notifications}")
 @harness_step
 async def sends_batch(context, name, calls, notifications):
-    client = tools_client(context)
-    batch = [{"jsonrpc": "2.0", "id": 100 + n, "method": "ping"} for n in range(calls)]
-    batch += [{"jsonrpc": "2.0", "method": "ping"} for _ in range(notifications)]
-    context.world.notes["batch ids"] = {100 + n for n in range(calls)}
-    context.world.notes["sent at"] = await client.send(batch)
+    await context.world.cast.actor(name).tools.send_batch(calls, notifications)
 
 
-@then("it receives one reply holding exactly the answers to the {calls:d} calls")
+@then("it {receives:Receives} one reply holding exactly the answers to the {calls:Calls}")
 @harness_step
-async def batch_answered(context, calls):
-    client = tools_client(context)
-    since = context.world.notes["sent at"]
-    reply = await client.wait_for(lambda f: isinstance(f.json, list), "the batch reply", context.world.cast.timeout, since)
-    ids = {item.get("id") for item in reply.json}
-    if ids != context.world.notes["batch ids"] or len(reply.json) != calls:
-        raise AssertionError(f"the batch reply answers {sorted(ids, key=str)}; expected exactly "
-                             f"{sorted(context.world.notes['batch ids'])}: {reply.text}")
-    await client.call("ping", timeout=context.world.cast.timeout)  # anything the notification caused is before this
-    extra = [f for f in client.received(since) if f is not reply and not (isinstance(f.json, dict) and f.json.get("id") is not None)]
-    if extra:
-        raise AssertionError(f"the notification in the batch was answered: {extra[0].text}")
+async def batch_answered(context, receives, calls):
+    await check_batch_answered(context.world.cast.tools_client(None), calls)
 
 
 @when("{name:Name}'s tools client sends a notification and then a ping")
 @harness_step
 async def notification_then_ping(context, name):
-    client = tools_client(context)
-    context.world.notes["sent at"] = await client.send({"jsonrpc": "2.0", "method": "ping"})
-    context.world.notes["ping id"] = await client.send_call("ping")
+    await context.world.cast.actor(name).tools.send_notification_then_ping()
 
 
-@then("the first reply it receives answers the ping")
+@then("the first reply it {receives:Receives} answers the ping")
 @harness_step
-async def first_reply_is_ping(context):
-    client = tools_client(context)
-    first = await client.wait_for(lambda f: f.json is not None, "a reply", context.world.cast.timeout,
-                                  context.world.notes["sent at"])
-    if not isinstance(first.json, dict) or first.json.get("id") != context.world.notes["ping id"]:
-        raise AssertionError(f"the notification was answered: {first.text}")
+async def first_reply_is_ping(context, receives):
+    await check_first_reply_answers_ping(context.world.cast.tools_client(None))

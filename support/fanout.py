@@ -11,6 +11,11 @@ import redis.asyncio as redis
 CHANNEL_PATTERN = "events:*"
 
 
+def session_channel(session_id: str) -> str:
+    """The channel of one session's events (docs/contract.md, section 6)."""
+    return f"events:session:{session_id}"
+
+
 class RedisNotConfigured(AssertionError):
     def __init__(self) -> None:
         super().__init__("this step watches the target's Redis: set REDIS_URL (or -D redis_url=...)")

@@ -11,7 +11,8 @@ import allure_commons
 
 from .actors import Cast
 from .catalogue import RequirementCatalogue, requirement_ids
-from .connection import HandshakeRefused, RecordedConnection
+from .connection import RecordedConnection
+from .contract_schema import ContractValidator, FrameCheck
 from .database import DatabaseProbe
 from .fanout import ChannelRecorder
 from .instances import Instance
@@ -23,19 +24,55 @@ from .report import RequirementLabeller, attach_text
 from .settings import Settings
 from .store_proxy import StoreProxy
 from .tokens import TokenFactory
+from .world import Remembered
 
 
 class ScenarioWorld:
-    """What one scenario knows: its instances, cast and leak detector, its last handshake."""
+    """What one scenario knows: its instances, cast and leak detector, and what its steps left.
+
+    Each fact a step leaves for a later one is a named attribute; reading one that no earlier
+    step left says which sentence is missing (support/world.py).
+    """
+
+    group = Remembered("Given Alice, Bob and Carol have accounts on the Free plan", "a group of people")
+    last_handshake = Remembered("When Alice tries to connect from her laptop with an expired token",
+                                "a handshake")
+    crowd = Remembered("When each of them connects at the same moment as 25 handshakes with forged tokens",
+                       "a crowd of handshakes")
+    tabs = Remembered("When Alice opens 6 tabs on her laptop at the same moment", "tabs opened at once")
+    churn_baseline = Remembered("When each of them connects and disconnects 100 times", "connects and disconnects")
+    dropped_after = Remembered("When a client opens a connection and sends nothing", "an unfinished handshake")
+    published = Remembered("When a client reads the service's published configuration", "the config document")
+    security = Remembered("When a client reads the service's published security settings", "the security document")
+    health = Remembered("When an operator reads the service's security health", "the health document")
+    attempt = Remembered("When Alice tries to connect from her laptop with an expired token", "a refused attempt")
+    connection_limit = Remembered("Given Alice may keep at most 3 connections open", "the connection limit")
+    rate_limit = Remembered("Given Alice may send at most 30 messages a minute", "the message rate")
+    planted = Remembered("When a copy of Alice's answer is slipped into Bob's phone event channel", "a planted leak")
 
     def __init__(self, harness: "Harness", instances: list[Instance]):
         self.harness = harness
         self.instances = instances
         self.leak_detector = LeakDetector(harness.redactor.redact)
+        # Every frame of the scenario's sockets against docs/asyncapi.yaml, beside the leak detector.
+        self.frame_check = FrameCheck(harness.contract, harness.redactor.redact) if harness.contract else None
+        RecordedConnection.frame_check = self.frame_check
         self.cast = Cast(instances, self.leak_detector, harness.redactor,
-                         harness.settings.event_timeout_seconds, harness.run_tag)
-        self.last_handshake: HandshakeRefused | RecordedConnection | None = None
-        self.notes: dict = {}  # what one step leaves for the next (e.g. events awaited)
+                         harness.settings.event_timeout_seconds, harness.run_tag, harness.tokens)
+
+    @property
+    def backstop(self) -> float:
+        return self.harness.settings.backstop_seconds
+
+    def stated_limit(self, code: str, actor) -> int | None:
+        """The limit behind refusal ``code`` as the scenario stated it, or None (then the published one counts)."""
+        if code == "rate_limited":
+            return self.rate_limit if Remembered.given(type(self).rate_limit, self) else None
+        return actor.daily_runs
+
+    def members(self):
+        """The actors of the group an earlier step named."""
+        return [self.cast.actor(name) for name in self.group]
 
 
 class Harness:
@@ -47,6 +84,9 @@ class Harness:
         self.services = services
         self.redactor = Redactor()
         self.redactor.register(settings.jwt_secret, "signing secret")
+        self.redactor.register(settings.operator_token, "operator token")
+        # The contract's message schemas, compiled once for the run (None: SPEC_FRAME_CHECK=off).
+        self.contract = ContractValidator.load() if settings.frame_check else None
         self.run_tag = secrets.token_hex(3)
         self.catalogue = RequirementCatalogue.load()
         self.instances: list[Instance] = []
@@ -85,15 +125,23 @@ class Harness:
         return harness
 
     async def _connect(self) -> None:
-        self.instances = [await Instance.discover(f"instance {number}", url)
+        operator = self.settings.operator_token
+        self.instances = [await Instance.discover(f"instance {number}", url, operator)
                           for number, url in enumerate(self.settings.target_urls, 1)]
         if self.store_proxy is not None:
             # Not a target instance: only the scenarios that cut its database use it.
             self.controllable = await Instance.discover("the instance behind a cuttable database link",
-                                                        self.store_proxy.instance_url)
+                                                        self.store_proxy.instance_url, operator)
         self.tokens = TokenFactory.for_target(self.settings, self.config_document)
         self.database = await DatabaseProbe.connect(self.settings.database_url)
         self.fanout = await ChannelRecorder.start(self.settings.redis_url)
+
+    def cuttable_store(self) -> StoreProxy:
+        """The proxy in front of the database of the instance whose link the suite may cut."""
+        if self.store_proxy is None:
+            raise AssertionError("this scenario cuts the service's database link, which only the embedded default "
+                                 "can do (tag it @identity_store.controllable)")
+        return self.store_proxy
 
     @staticmethod
     def clock() -> float:
@@ -146,6 +194,8 @@ class Harness:
         self._attach_evidence(world)
         try:
             world.leak_detector.raise_if_violated()
+            if world.frame_check is not None:
+                world.frame_check.raise_if_violated()
         except AssertionError as violation:
             self.labeller.fail_current_scenario(str(violation))
             raise
@@ -167,6 +217,8 @@ class Harness:
             attach_text("tokens (claims only, signatures removed)", redact("\n".join(claims)))
         for violation in world.leak_detector.violations:
             attach_text(f"isolation violation: {violation.owner} -> {violation.receiver}", str(violation))
+        for outside in (world.frame_check.violations if world.frame_check is not None else []):
+            attach_text(f"frame outside the contract: {outside.socket}", str(outside))
 
     # -- the end of the run --------------------------------------------------------------
 
@@ -211,15 +263,18 @@ def _start_embedded(services: EmbeddedServices, settings: Settings, loop: Harnes
     redis_url = settings.redis_url or services.start_redis()
     proxy = loop.run(StoreProxy(database_url).start())
     secret = secrets.token_urlsafe(32)
+    # The deployment's operator credential (plan and role changes, health details); the
+    # suite holds it as an operator would.
+    operator = settings.operator_token or secrets.token_urlsafe(32)
     shared = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRET": secret,
-              "ALLOWED_ORIGINS": "https://app.example.com"}
+              "OPERATOR_TOKEN": operator, "ALLOWED_ORIGINS": "https://app.example.com"}
     environments = {name: {**shared, **own} for name, own in EMBEDDED_INSTANCES.items()}
     environments[CONTROLLABLE]["DATABASE_URL"] = proxy.database_url
     backends = services.start_backends(environments)
     shared_urls = [b.url for b in backends if b.name != CONTROLLABLE]
     proxy.instance_url = next(b.url for b in backends if b.name == CONTROLLABLE)
     return dataclasses.replace(settings, target_url=",".join(shared_urls), jwt_secret=secret,
-                               database_url=database_url, redis_url=redis_url), proxy
+                               operator_token=operator, database_url=database_url, redis_url=redis_url), proxy
 
 
 def choose_instances(instances: list[Instance], tags: list[str]) -> tuple[list[Instance], str | None]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
-from .actors import AGENT_EVENTS, Actor, AgentRequest, Device, device_type
+from .actors import AGENT_EVENTS, Actor, AgentRequest, Device
+from .phrases import device_type
 from .connection import Frame, HandshakeRefused, RecordedConnection
 from .leaks import LeakDetector, Party
 from .phrases import PUBLISHED_SETTINGS
@@ -348,3 +350,388 @@ def check_nothing_reached(detector: LeakDetector, receiver: Party, owner: Party)
     leaks = [v for v in detector.violations if covers(receiver, v.receiver) and covers(owner, v.owner)]
     if leaks:
         raise AssertionError(str(leaks[0]))
+
+
+# -- checks the steps delegate to (one place each, unit-testable without behave) ----------
+
+def check_mode(config: dict, mode: str) -> None:
+    published = config.get("mode")
+    if published != mode:
+        raise AssertionError(f"the service's config document says mode {published!r}; expected {mode!r}")
+
+
+def check_published_marker(handshake, config: dict) -> None:
+    """The service selected the marker protocol its config document publishes, never the token."""
+    marker = (config.get("auth") or {}).get("subprotocol_marker")
+    if not marker:
+        raise AssertionError("the config document publishes no auth.subprotocol_marker")
+    if not isinstance(handshake, RecordedConnection):
+        raise AssertionError(f"no socket was opened: {handshake}")
+    if handshake.subprotocol != marker:
+        raise AssertionError(f"the service selected the subprotocol {handshake.subprotocol!r} "
+                             f"for {handshake.owner}; expected exactly {marker!r}")
+
+
+def check_nothing_opened(handshake, connections) -> None:
+    """The last handshake was refused, and no socket of the scenario is open or was accepted."""
+    check_refused(handshake, {400, 401, 403, 404, 414, 431})
+    opened = [c for c in connections if c.subprotocol or c.is_open]
+    if opened:
+        raise AssertionError(f"a socket was opened for {opened[0].owner}")
+
+
+async def check_closed_after_expiry(device: Device, code: int, seconds: float, now: float) -> None:
+    """The device's socket was closed with ``code`` within ``seconds`` of its token's expiry, not before."""
+    expiry = device.token_expiry
+    connection = device.connection
+    await check_closed_as(connection, code, timeout=expiry + seconds + 1 - now)
+    late = connection.closed_at - expiry
+    if late > seconds:
+        raise AssertionError(f"{device} was disconnected {late:.1f} s after its token expired; expected within {seconds} s")
+    if late < -0.5:
+        raise AssertionError(f"{device} was disconnected {-late:.1f} s before its token expired")
+
+
+async def check_outlived(device: Device, seconds: float, now: float, timeout: float) -> None:
+    """The renewed socket is still open ``seconds`` after the old token's expiry, and answers a fence."""
+    connection = device.open_connection()
+    if await connection.wait_closed(device.token_expiry + seconds - now):
+        raise AssertionError(f"{device} was disconnected with code {connection.close_code} although it "
+                             f"renewed its token before the old one expired")
+    await connection.fence(timeout, 0)
+
+
+async def check_own_answers(actors: list[Actor]) -> None:
+    """Every question each actor asked is answered in full on the device that asked it."""
+    asked = [(actor, request) for actor in actors for request in actor.requests]
+    if not asked:
+        raise AssertionError("nobody of the group asked anything: this step needs 'When each of them asks their "
+                             "agent a private question' earlier in the scenario")
+    answers = await asyncio.gather(*(actor.answer_to(request) for actor, request in asked))
+    for (actor, request), events in zip(asked, answers):
+        check_agent_events(request, events)
+
+
+async def check_only_on_session_channel(request: AgentRequest, device: Device, fanout, timeout: float) -> None:
+    """The run's events travelled on the contract's channel of ``device``'s session and on no other channel."""
+    from .fanout import session_channel
+
+    # The fence follows the run's events on the same path: once the recorder has seen it,
+    # it has seen every publication of the run.
+    fence_id = await request.device.open_connection().fence(timeout, 0)
+    await fanout.wait_until_seen(fence_id, timeout)
+    channels = fanout.channels_carrying(request.marker)
+    expected = {session_channel(device.tokens.session_id)}
+    if channels != expected:
+        raise AssertionError(f"the events of {request.device}'s run travelled on {sorted(channels) or 'no channel'}; "
+                             f"expected only {sorted(expected)}")
+
+
+async def check_runs_kept_to_devices(actor: Actor, runs_each: int, cast, backstop: float) -> None:
+    """Each device asked ``runs_each`` runs, received each in full, and nothing of another device's runs."""
+    per_device = {device.name: [r for r in actor.requests if r.device is device] for device in actor.devices.values()}
+    wrong = {name: len(asked) for name, asked in per_device.items() if len(asked) != runs_each}
+    if wrong:
+        raise AssertionError(f"the sentence speaks of {runs_each} runs per device, but {actor.name}'s devices "
+                             f"asked {wrong}")
+    answers = await asyncio.gather(*(actor.answer_to(request) for request in actor.requests))
+    for request, events in zip(actor.requests, answers):
+        check_agent_events(request, events)
+    await cast.fence_all(backstop)
+    for device in actor.devices.values():
+        for request in actor.requests:
+            if request.device is not device:
+                check_nothing_of_run(device, request)
+
+
+def check_thread_readable(device: Device, answer: Frame) -> None:
+    if answer.type != "thread":
+        raise AssertionError(f"{device} could not read the thread: {answer.text}")
+
+
+def check_thread_unknown(device: Device, answer: Frame) -> None:
+    if answer.type != "error" or (answer.message.get("payload") or {}).get("code") != "not_found":
+        raise AssertionError(f"{device} should not see the thread; it was answered {answer.text}")
+
+
+async def check_thread_message(device: Device, thread_id: str, text: str, timeout: float) -> None:
+    await device.open_connection().wait_for(
+        lambda f: f.type == "thread_message" and text in f.text and thread_id in f.text,
+        f"{text!r} in the thread", timeout)
+
+
+def check_nothing_recorded(actor: Actor, runs) -> None:
+    if runs:
+        raise AssertionError(f"agent_executions holds {len(runs)} run(s) for {actor.name}; expected none: {runs[0]}")
+
+
+def check_session_revoked(device: Device, rows) -> None:
+    """user_sessions records the device's session as revoked (revoked_at set)."""
+    row = next((r for r in rows if r["id"] == device.tokens.session_id), None)
+    if row is None:
+        raise AssertionError(f"user_sessions holds no row for the session of {device}")
+    if row["revoked_at"] is None:
+        raise AssertionError(f"user_sessions still records the session of {device} as live (revoked_at is null)")
+
+
+def check_token_lifetime(tokens, config: dict) -> None:
+    """The access token lives exactly as long as the service advertises (exp - iat, and expires_in)."""
+    advertised = (config.get("auth") or {}).get("access_token_ttl_seconds")
+    claims = jwt_claims_unverified(tokens.access_token) or {}
+    if advertised is None:
+        raise AssertionError("the config document publishes no auth.access_token_ttl_seconds")
+    lifetime = claims.get("exp", 0) - claims.get("iat", 0)
+    if lifetime != advertised or tokens.expires_in != advertised:
+        raise AssertionError(f"the service issued an access token living {lifetime} s (expires_in "
+                             f"{tokens.expires_in}); it advertises {advertised} s")
+
+
+async def tool_answer(request: AgentRequest, timeout: float) -> Frame:
+    return await request.device.open_connection().wait_for(
+        lambda f: f.id == request.id and f.type in ("permission_denied", "agent_completed", "error"),
+        "the answer to the tool request", timeout, request.sent_index)
+
+
+LIMIT_SETTINGS = {"rate_limited": "messages per minute", "usage_limit_reached": "agent runs per day"}
+UNCOUNTED = ("ping", "fence")
+
+
+def allowance_left(actor: Actor, code: str, limit: int, burst_start: float) -> int:
+    """What is left of the actor's allowance when the burst began (contract section 5 and 12)."""
+    if code == "rate_limited":
+        # Counted: every client message but ping and fence, on any of the user's sockets, in 60 s.
+        counted = 0
+        for device in actor.devices.values():
+            for connection in device.tabs:
+                for frame in connection.transcript:
+                    if frame.direction == "sent" and burst_start - 60 < frame.at < burst_start:
+                        kind = (frame.message or {}).get("type") if frame.message else None
+                        counted += kind not in UNCOUNTED
+        return limit - counted
+    earlier = [r for r in actor.requests if r.at < burst_start]
+    return limit - len(earlier)
+
+
+async def check_refused_past_limit(actor: Actor, code: str, stated_limit: int | None, timeout: float,
+                                   expected_refusals: int | None = None) -> None:
+    """Within the allowance every question is answered in full; each one past it is refused as ``code``
+    with a retry hint, the first refused being the one just past the limit; the socket stays open."""
+    burst = actor.burst
+    if code not in LIMIT_SETTINGS:
+        raise AssertionError(f"unknown limit {code!r}: the features know {', '.join(LIMIT_SETTINGS)}")
+    limit = stated_limit if stated_limit is not None else plan_setting(actor.cast.instance.config, actor.plan,
+                                                                       LIMIT_SETTINGS[code])
+    allowance = max(allowance_left(actor, code, limit, burst[0].at), 0)
+    past = len(burst) - allowance
+    if past <= 0:
+        raise AssertionError(f"{actor.name} asked {len(burst)} questions with {allowance} left of a limit of "
+                             f"{limit}: none is past the limit, so none can be refused")
+    if expected_refusals is not None and expected_refusals != past:
+        raise AssertionError(f"the sentence says {expected_refusals} are refused, but {len(burst)} questions with "
+                             f"{allowance} left of a limit of {limit} put {past} past it")
+    within, beyond = burst[:allowance], burst[allowance:]
+    for number, request in enumerate(beyond, allowance + 1):
+        connection = request.device.open_connection()
+        frame = await connection.wait_for(lambda f, r=request: f.id == r.id and f.type in ("error", *AGENT_EVENTS),
+                                          f"the answer to question {number}", timeout, request.sent_index)
+        actual = (frame.message.get("payload") or {}).get("code") if frame.type == "error" else frame.type
+        if actual != code:
+            raise AssertionError(f"question {number} of {actor.name}'s {len(burst)} (past the limit of {limit}) was "
+                                 f"answered {actual!r}; expected {code!r}: {frame.text[:300]}")
+        retry_after = (frame.message.get("payload") or {}).get("retry_after_seconds")
+        if not isinstance(retry_after, (int, float)) or retry_after <= 0:
+            raise AssertionError(f"the refusal of question {number} gives no usable retry-after hint: {frame.text}")
+    answers = await asyncio.gather(*(actor.answer_to(request) for request in within))
+    for number, (request, events) in enumerate(zip(within, answers), 1):
+        if any(f.type == "error" for f in events):
+            raise AssertionError(f"question {number} of {actor.name}'s {len(burst)}, within the limit of {limit}, "
+                                 f"was refused: {events[-1].text[:300]}")
+        check_agent_events(request, events)
+    for device in {request.device.name: request.device for request in burst}.values():
+        if not device.connection.is_open:
+            raise AssertionError(f"{device} was disconnected ({device.connection.close_code}) by the limit; "
+                                 f"expected its socket to stay open")
+
+
+def check_closed_with(closed, code: int) -> None:
+    wrong = [tab for tab in closed if tab.close_code != code]
+    if not closed or wrong:
+        raise AssertionError(f"{len(wrong)} of {len(closed)} closed tabs were closed with another code than "
+                             f"{code}: {[tab.close_code for tab in wrong]}")
+
+
+def check_heartbeats(device: Device, client, interval: float) -> None:
+    if not client.pings:
+        waited = (client.closed_at or time.monotonic()) - client.opened_at
+        raise AssertionError(f"{device} received no heartbeat in {waited:.1f} s; "
+                             f"the service advertises one every {interval} s")
+    gaps = [b - a for a, b in zip([client.opened_at] + client.pings, client.pings)]
+    if [gap for gap in gaps if gap > interval * 1.5 + 0.25]:
+        raise AssertionError(f"heartbeats came {', '.join(f'{g:.2f}' for g in gaps)} s apart; "
+                             f"the service advertises one every {interval} s")
+
+
+def check_heartbeat_timeout(device: Device, client, timeout: float) -> None:
+    if client.closed_at is None:
+        raise AssertionError(f"{device} never answered a heartbeat, and the service still had not "
+                             f"disconnected it {time.monotonic() - client.opened_at:.1f} s later "
+                             f"(advertised timeout {timeout} s)")
+    if not client.pings:
+        raise AssertionError(f"{device} was disconnected without ever being sent a heartbeat")
+    waited = client.closed_at - client.pings[0]
+    if waited > timeout * 1.5 + 0.5:
+        raise AssertionError(f"{device} stayed connected {waited:.1f} s after its first unanswered "
+                             f"heartbeat; the service advertises a timeout of {timeout} s")
+
+
+def check_dropped_in_time(dropped_after: float | None, limit: float) -> None:
+    if dropped_after is None or dropped_after > limit + 1:
+        shown = "was still open" if dropped_after is None else f"was dropped after {dropped_after:.1f} s"
+        raise AssertionError(f"the unfinished connection {shown}; the service advertises a handshake timeout of {limit} s")
+
+
+def check_memory_growth(before: int, after: int, megabytes: int) -> None:
+    grown = (after - before) / 1024 / 1024
+    print(f"memory: {before / 2**20:.1f} MB before, {after / 2**20:.1f} MB after ({grown:+.1f} MB)")
+    if grown >= megabytes:
+        raise AssertionError(f"the service's memory grew by {grown:.1f} MB; expected less than {megabytes} MB")
+
+
+def check_crowd_connected(crowd) -> None:
+    people, _ = crowd
+    failed = [o for o in people if not isinstance(o, RecordedConnection) or not o.is_open]
+    if failed:
+        raise AssertionError(f"{len(failed)} of {len(people)} people could not connect; first: {failed[0]!r}")
+
+
+def check_crowd_refused(crowd, statuses: set[int]) -> None:
+    for outcome in crowd[1]:
+        check_refused(outcome, statuses)
+
+
+def check_no_server_errors(crowd) -> None:
+    people, forged = crowd
+    bad = [o for o in people + forged
+           if isinstance(o, BaseException) and not (isinstance(o, HandshakeRefused) and o.status < 500)
+           or isinstance(o, RecordedConnection) and o.close_code == 1011]
+    if bad:
+        raise AssertionError(f"{len(bad)} handshakes failed with a server error or 1011; first: {bad[0]!r}")
+
+
+async def check_breaker_open(instance, store, actor: Actor) -> None:
+    """The instance reports its identity-store breaker open and no longer tries the store."""
+    health = await instance.security_health(any_status=True)
+    state = (health.get("identity_store") or {}).get("state")
+    if state != "open":
+        raise AssertionError(f"the service reports its identity store breaker as {state!r}; expected 'open': {health}")
+    attempts = store.attempts
+    for _ in range(3):
+        check_refused(await actor.try_connect(actor.any_device_name(), "bearer header"), {503})
+    if store.attempts != attempts:
+        raise AssertionError(f"the service tried the identity store {store.attempts - attempts} more times "
+                             f"while its breaker was open")
+
+
+async def connect_after_recovery(actor: Actor, device: str, instance) -> None:
+    """The actor connects again within the advertised cool-down (plus 3 s) of the store's return."""
+    cooldown = instance.config.get("timeouts", {}).get("identity_store_cooldown_seconds", 30)
+    deadline = asyncio.get_running_loop().time() + cooldown + 3
+    while True:
+        outcome = await actor.try_connect(device, "bearer header")
+        if isinstance(outcome, RecordedConnection):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{actor.name} still cannot connect {cooldown + 3:g} s after the identity store "
+                                 f"came back: {outcome}")
+        await asyncio.sleep(0.1)
+
+
+def check_settings_published(document: dict, settings: list[str]) -> None:
+    for setting in settings:
+        value = published_setting(document, setting)
+        if value in (None, "", [], {}):
+            raise AssertionError(f"the config document publishes an empty {setting}: {value!r}")
+
+
+def check_carriers_offered(document: dict, carriers: list[str]) -> None:
+    from .phrases import CARRIER_METHODS
+
+    unknown = [c for c in carriers if c not in CARRIER_METHODS]
+    if unknown:
+        raise AssertionError(f"unknown carrier {unknown[0]!r}: the features know {', '.join(CARRIER_METHODS)}")
+    methods = published_setting(document, "authentication methods")
+    missing = [c for c in carriers if CARRIER_METHODS[c] not in methods]
+    if missing:
+        raise AssertionError(f"the config document does not offer {', '.join(missing)}; it offers {methods}")
+
+
+def check_mode_published(document: dict) -> None:
+    mode = published_setting(document, "mode")
+    if mode not in ("development", "production"):
+        raise AssertionError(f"the config document gives the mode {mode!r}; expected development or production")
+
+
+def check_heartbeat_within(document: dict, seconds: float) -> None:
+    interval = published_setting(document, "heartbeat interval")
+    if not 0 < interval <= seconds:
+        raise AssertionError(f"the service sends a heartbeat every {interval} s; the business wants at most {seconds} s")
+
+
+def check_security_fields(document: dict, fields) -> None:
+    for name in fields:
+        if not document.get(name):
+            raise AssertionError(f"the security document has no {name}: {document}")
+
+
+def check_healthy(health: dict, parts) -> None:
+    unhealthy = {part: health.get(part) for part in parts if health.get(part) != "ok"}
+    if unhealthy:
+        raise AssertionError(f"the security health reports {unhealthy}: {health}")
+
+
+def check_tools_include(client, tool: str) -> None:
+    names = client.tool_names()
+    if tool not in names:
+        raise AssertionError(f"the tools list {names}; expected it to include {tool!r}: {client.last_reply}")
+
+
+def check_tool_answer_quotes(client, text: str) -> None:
+    reply = client.last_reply
+    content = (reply.get("result") or {}).get("content") or []
+    if not any(text in str(part.get("text", "")) for part in content):
+        raise AssertionError(f"the tool's answer does not quote {text!r}: {reply}")
+
+
+def check_rpc_error(frame: Frame, code: int) -> None:
+    reply = frame.json
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if not error or error.get("code") != code or reply.get("jsonrpc") != "2.0":
+        raise AssertionError(f"expected a JSON-RPC 2.0 error {code}; received {frame.text}")
+
+
+async def check_batch_answered(client, calls: int) -> None:
+    connection, since = client.connection, client.sent_at
+    if calls != len(client.batch_ids):
+        raise AssertionError(f"the batch held {len(client.batch_ids)} calls; the sentence speaks of {calls}")
+    reply = await connection.wait_for(lambda f: isinstance(f.json, list), "the batch reply", client.timeout, since)
+    ids = {item.get("id") for item in reply.json}
+    if ids != client.batch_ids or len(reply.json) != calls:
+        raise AssertionError(f"the batch reply answers {sorted(ids, key=str)}; expected exactly "
+                             f"{sorted(client.batch_ids)}: {reply.text}")
+    await connection.call("ping", timeout=client.timeout)  # anything the notification caused is before this
+    extra = [f for f in connection.received(since)
+             if f is not reply and not (isinstance(f.json, dict) and f.json.get("id") is not None)]
+    if extra:
+        raise AssertionError(f"the notification in the batch was answered: {extra[0].text}")
+
+
+async def check_first_reply_answers_ping(client) -> None:
+    first = await client.connection.wait_for(lambda f: f.json is not None, "a reply", client.timeout, client.sent_at)
+    if not isinstance(first.json, dict) or first.json.get("id") != client.ping_id:
+        raise AssertionError(f"the notification was answered: {first.text}")
+
+
+def check_error_names(frame: Frame, culprit: str) -> None:
+    payload = frame.message.get("payload") or {}
+    if culprit not in (payload.get("type"), payload.get("field")) and culprit not in str(payload.get("message")):
+        raise AssertionError(f"the error does not name {culprit!r}: {frame.text}")

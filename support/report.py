@@ -10,6 +10,7 @@ catalogue, keyed by the scenario's ``@req.<ID>`` tags.
 from __future__ import annotations
 
 import platform
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,6 +132,10 @@ def run_environment(harness, coverage=None) -> dict[str, str]:
         environment["Backend version"] = _distinct(doc.get("version") for doc in documents)
         environment["Mode"] = _distinct(doc.get("mode") for doc in documents)
     environment["Suite version"] = __version__
+    contract = getattr(harness, "contract", None)
+    if contract is not None:
+        # Per message type, how many frames of the run were validated against the contract's schemas.
+        environment["Frames checked against " + contract.source] = contract.summary()
     if coverage is not None:
         # The whole table is under "Global Attachments" on the report's home page.
         environment["Requirements"] = coverage.short_summary()
@@ -165,6 +170,9 @@ def finish_run(runner, harness) -> None:
             write_environment(directory, run_environment(harness, coverage))
         for line in coverage.summary_lines():
             say(line)
+        contract = getattr(harness, "contract", None)
+        if contract is not None:
+            say(f"frames checked against {contract.source}: {contract.summary()}")
     except Exception as error:  # noqa: BLE001 - the summary is a courtesy, the run decides
         say(f"the requirement coverage summary could not be written: {error!r}")
 
@@ -208,3 +216,34 @@ def _behave_version() -> str:
         return version("behave")
     except PackageNotFoundError:
         return "unknown"
+
+
+
+def install_sentence_help(registry_class) -> None:
+    """Answer every sentence that matches no step with plain-words help (support/step_help.py).
+
+    Wraps ``find_match`` of behave's step registry class, which both a real run and a dry run
+    ask for each step (whichever registry instance behave's runner holds), so the help is
+    printed in both, once per sentence, as soon as the sentence is met; behave still reports
+    the step as undefined and counts it in its summary.
+    """
+    from .launcher import say
+    from .step_help import SentenceHelp
+
+    if getattr(registry_class, "sentence_help_installed", False):
+        return
+    find_match = registry_class.find_match
+    explained: set[tuple[str, int]] = set()
+
+    def find_match_or_explain(registry, step):
+        match = find_match(registry, step)
+        if match is None and (step.filename, step.line) not in explained:
+            explained.add((step.filename, step.line))
+            helper = SentenceHelp((keyword, definition.pattern) for keyword, definitions
+                                  in registry.steps.items() for definition in definitions)
+            sys.__stderr__.write("\n")
+            say(f"{step.filename}:{step.line}: " + helper.explain(step.step_type, step.name).replace("\n", "\n[spec] "))
+        return match
+
+    registry_class.find_match = find_match_or_explain
+    registry_class.sentence_help_installed = True
