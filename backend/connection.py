@@ -9,13 +9,14 @@ The speaking itself (envelope or JSON-RPC) is a subclass's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from typing import Any, NamedTuple
 
 from starlette.datastructures import State
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .messages import encode
 from .tokens import Grant
@@ -29,6 +30,7 @@ CLOSE_REAUTH_REFUSED = 4003
 CLOSE_REPLACED = 4008
 CLOSE_REVOKED = 4009
 CLOSE_TOO_SLOW = 1013
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class Close(NamedTuple):
@@ -101,13 +103,22 @@ class Connection:
         self.outbox.put_nowait(text)
 
     async def write_loop(self) -> None:
+        """Send the queued frames, then the Close. It ends only when the client is gone or the
+        socket is closed: a writer that stopped early would leave a socket that hears nothing
+        and is never closed, not on expiry, revocation or the connection limit.
+        """
         try:
             while not isinstance(item := await self.outbox.get(), Close):
-                await self.websocket.send_text(item)
+                await self.websocket.send_text(sendable(item, self.id))
             await self.websocket.close(item.code, item.reason)
-        except Exception as exc:
+        except (WebSocketDisconnect, OSError) as exc:
             # The client went away; the read loop sees the disconnect and cleans up.
             log.debug("connection %s: send failed (%s)", self.id, type(exc).__name__)
+        except Exception:
+            log.exception("connection %s: a frame could not be sent; closing the socket with %d", self.id,
+                          CLOSE_INTERNAL_ERROR)
+            with contextlib.suppress(Exception):
+                await self.websocket.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     async def read_loop(self) -> None:
         while True:
@@ -117,13 +128,36 @@ class Connection:
             if self.closing is not None:
                 continue  # closing: the client's last words change nothing
             text = message.get("text")
-            if text is None:
-                await self.on_binary()
-            else:
-                await self.on_text(text)
+            try:
+                if text is None:
+                    await self.on_binary()
+                else:
+                    await self.on_text(text)
+            except Exception:
+                # A bug in handling one frame: the socket is closed in order, never left behind.
+                log.exception("connection %s: handling a frame failed; closing the socket with %d", self.id,
+                              CLOSE_INTERNAL_ERROR)
+                self.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     async def on_text(self, text: str) -> None:
         raise NotImplementedError
 
     async def on_binary(self) -> None:
         raise NotImplementedError
+
+
+def sendable(text: str, connection_id: str) -> str:
+    """`text` as it can go out in a text frame: UTF-8 encodable.
+
+    Client frames are checked for lone surrogates when they arrive, so this should never
+    change anything. If one slips through anyway, its JSON escape goes out instead: the
+    same JSON value, and the writer lives on.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        log.warning("connection %s: a frame held a lone surrogate; sent it escaped", connection_id)
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text

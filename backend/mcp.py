@@ -6,14 +6,13 @@ A socket lists and calls only the tools its plan and role allow, as a chat would
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from . import fanout
 from .connection import Connection
-from .messages import encode
+from .messages import NotJsonText, encode, loads
 from .plans import Plan, Role, refusal
 from .tools import TOOLS
 
@@ -70,7 +69,9 @@ def call_tool(params: Any, plan: Plan, role: Role) -> Result:
 def respond(text: str, run: Callable[[str, Any], Result]) -> str | None:
     """The reply to one frame (a request or a batch), or None when nothing is to be answered."""
     try:
-        data = json.loads(text)
+        data = loads(text)
+    except NotJsonText as exc:  # nested too deeply, or a lone surrogate
+        return encode(_error(None, RpcError(PARSE_ERROR, f"Parse error: {exc}")))
     except ValueError:
         return encode(_error(None, RpcError(PARSE_ERROR, "Parse error: the frame is not valid JSON")))
     if isinstance(data, list):
@@ -99,7 +100,7 @@ def answer(request: Any, run: Callable[[str, Any], Result]) -> dict[str, Any] | 
 def is_ping(text: str) -> bool:
     """A lone ping request, which, like the envelope's ping, is not rate-limited."""
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError:
         return False
     return isinstance(data, dict) and data.get("method") == "ping"

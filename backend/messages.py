@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +25,9 @@ CLIENT_TYPES = tuple(REQUIRED_FIELDS)
 UNCOUNTED_TYPES = ("ping", "fence")
 # Legacy `event`s with a documented translation to the envelope.
 LEGACY_EVENTS = ("chat", "ping")
+# A \uD800-\uDFFF escape somewhere in the text: the frame may decode to a lone surrogate.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,48 @@ def encode(frame: dict[str, Any] | list[Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+class NotJsonText(ValueError):
+    """JSON the decoder took, or could not take for its depth, that is still no usable text."""
+
+
+def loads(text: str) -> Any:
+    """A client frame's JSON, or ValueError: also for JSON nested too deeply to decode, and for
+    JSON whose strings hold a lone surrogate escape (`"\\ud800"`), which is no Unicode text
+    (RFC 8259 8.2, RFC 7493 2.1) and could not be sent on, stored or answered.
+    """
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise NotJsonText("the frame is not valid JSON: it is nested too deeply") from None
+    if SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(data):
+        raise NotJsonText("the frame is not valid JSON text: a string holds a lone surrogate escape "
+                          "such as \\ud800, which is no Unicode character") from None
+    return data
+
+
+def _holds_lone_surrogate(data: Any) -> bool:
+    # Pairs were joined by the decoder, so any surrogate left is a lone one. A loop, not
+    # recursion: the data may be nested as deeply as the decoder allowed.
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def parse(text: str) -> ClientMessage:
     """Validate one client frame; raise ProtocolError with the code the contract assigns."""
     try:
-        data = json.loads(text)
+        data = loads(text)
+    except NotJsonText as exc:
+        raise ProtocolError("invalid_json", str(exc)) from None
     except ValueError:
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
     if isinstance(data, dict) and "type" not in data and isinstance(data.get("event"), str):
