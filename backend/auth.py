@@ -195,16 +195,29 @@ def choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: s
 def handshake_token(conn: HTTPConnection) -> str | None:
     """The access token a handshake carries (contract section 4), or None.
 
-    Carriers are tried in a fixed order: Authorization header, `jwt.<token>` subprotocol,
-    base64url token next to the `jwt-auth` marker. The query string is never read.
+    None also when it carries more than one credential (see handshake_credentials). The
+    query string is never read.
     """
-    bearer = bearer_token(conn)
-    if bearer is not None:
-        return bearer
+    credentials = handshake_credentials(conn)
+    return credentials[0] if len(credentials) == 1 else None
+
+
+def handshake_credentials(conn: HTTPConnection) -> list[str | None]:
+    """Every credential a handshake offers: the token of each `Authorization` header (None
+    for one that is not `Bearer <token>`), each `jwt.<token>` subprotocol, and each base64url
+    token offered next to the `jwt-auth` marker.
+
+    More than one is ambiguous, even twice the same token: whichever the server picked, a
+    proxy, a log or another server might pick the other. Such a handshake is refused.
+    """
+    credentials: list[str | None] = []
+    for header in conn.headers.getlist("authorization"):
+        scheme, _, value = header.partition(" ")
+        credentials.append(value.strip() if scheme.lower() == "bearer" and value.strip() else None)
     offered = offered_subprotocols(conn)
     for protocol in offered:
         if protocol.startswith(SUBPROTOCOL_PREFIX) and len(protocol) > len(SUBPROTOCOL_PREFIX):
-            return protocol[len(SUBPROTOCOL_PREFIX):]
+            credentials.append(protocol[len(SUBPROTOCOL_PREFIX):])
     if SUBPROTOCOL_MARKER in offered:
         for protocol in offered:
             if protocol != SUBPROTOCOL_MARKER and BASE64URL.fullmatch(protocol):
@@ -213,8 +226,8 @@ def handshake_token(conn: HTTPConnection) -> str | None:
                 except (binascii.Error, UnicodeDecodeError):
                     continue
                 if COMPACT_JWT.fullmatch(decoded):
-                    return decoded
-    return None
+                    credentials.append(decoded)
+    return credentials
 
 
 def offered_subprotocols(conn: HTTPConnection) -> list[str]:
@@ -243,7 +256,10 @@ async def authenticate_handshake(conn: HTTPConnection, config: Config, store: Id
 
     Without any token, a development instance accepts a developer login instead.
     """
-    token = handshake_token(conn)
+    credentials = handshake_credentials(conn)
+    if len(credentials) > 1:
+        return None  # ambiguous: refused like an invalid token, with nothing looked up
+    token = credentials[0] if credentials else None
     if token is None:
         return await developer_login(conn, config, store)
     return await verify_live_token(config, store, token)

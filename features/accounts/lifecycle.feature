@@ -54,6 +54,7 @@ Feature: Signing up, signing in, refreshing and signing out behave as people exp
     Then the refresh is refused
     And Alice's phone is disconnected as "session revoked"
     And Alice's phone's latest token is refused at the handshake
+    And Alice's phone's session is recorded as revoked
 
   @req.LIFE-04 @critical
   Scenario: Signing out on the laptop ends the laptop's session, and only that one
@@ -63,6 +64,7 @@ Feature: Signing up, signing in, refreshing and signing out behave as people exp
     When Alice signs out on her laptop
     Then Alice's laptop is disconnected as "session revoked"
     And Alice's laptop's token is refused at the handshake
+    And Alice's laptop's session is recorded as revoked
     And Alice's phone stays connected
 
   @req.LIFE-04 @instances.two @critical

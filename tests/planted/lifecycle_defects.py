@@ -111,6 +111,38 @@ def plant_revocation_local_only() -> None:
     registry.Registry.revoke_session = local_only
 
 
+# -- ISO: isolation across instances and under load --------------------------------------------
+
+@defect("fanout-local-only")
+def plant_fanout_local_only() -> None:
+    """ISO-07: an event is handed to this instance's own sockets instead of through Redis, so a user's
+    devices on other instances never receive it (and nothing of anyone else's either)."""
+    original(fanout.Fanout, "publish")
+
+    async def local_only(self, channel, frame):
+        for sink in tuple(self._sinks.get(channel, ())):
+            sink(fanout.encode(frame))
+
+    fanout.Fanout.publish = local_only
+
+
+@defect("agent-answers-latest-session")
+def plant_agent_answers_latest_session() -> None:
+    """ISO-04: the agent keeps the session of the run started last in one shared variable, so runs in
+    flight at the same time answer into each other's sessions (one person at a time sees no fault)."""
+    start = original(agent.Agent, "start")
+    original(agent, "session_channel")
+    latest: dict = {}
+
+    @functools.wraps(start)
+    def remembering(self, ask, *rest):
+        latest["session"] = ask.identity.session_id
+        start(self, ask, *rest)
+
+    agent.Agent.start = remembering
+    agent.session_channel = lambda session_id: fanout.session_channel(latest.get("session", session_id))
+
+
 # -- SESS: each device its own conversation ---------------------------------------------------
 
 @defect("agent-events-on-user-channel")
