@@ -15,7 +15,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from .app import create_app
 from .config import Config, ConfigError
-from .protocol import with_deadline
+from .protocol import answering_websockets, with_deadline
 
 log = logging.getLogger("backend")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             http=with_deadline(config.handshake_timeout_seconds),
             host=args.host or "127.0.0.1",
             port=8000 if args.port is None else args.port,
-            ws="websockets-sansio",
+            # websockets-sansio, answering every upgrade it cannot parse and closing one left unanswered.
+            ws=answering_websockets(config.handshake_timeout_seconds),
             ws_max_size=config.max_message_bytes,
             # No permessage-deflate: frames are small JSON, and compressing private data with
             # text a client chose is a side channel (CRIME/BREACH). It also saves each socket

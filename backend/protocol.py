@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol with a deadline for each request (contract section 4, handshake timeout).
+"""uvicorn's HTTP and WebSocket protocols, with every handshake answered or closed in time.
 
 uvicorn waits forever for the first request on a new connection: its keep-alive timeout
 only starts after a response. A client that connects and sends nothing, or half a request
@@ -6,20 +6,48 @@ only starts after a response. A client that connects and sends nothing, or half 
 opens, and again when the first bytes of a later request arrive, and closes the transport
 unless the request is complete by then: the whole request, or for a WebSocket upgrade its
 head. From the upgrade on, the endpoint's own timeout bounds the rest of the handshake.
+
+An upgrade is refused here, before any WebSocket code sees it, when it is not HTTP/1.1
+(uvicorn would rewrite an HTTP/1.0 request line as HTTP/1.1) or its head is too large.
+The WebSocket protocol then answers what its own parser refuses (a request or header line
+too long, too many headers), which uvicorn's never writes, and closes any handshake that
+is still unanswered shortly after the endpoint's own timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from http import HTTPStatus
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger(__name__)
 
 # Their (the client's) h11 states while a request is still arriving.
 ARRIVING = (h11.IDLE, h11.SEND_BODY)
+# The head of an upgrade request (request line and headers) may take this many bytes. h11
+# enforces as much only while a head is incomplete; a head that arrives whole is checked here.
+MAX_UPGRADE_HEAD_BYTES = 16 * 1024
+# The endpoint answers within the handshake timeout (503 at the latest); a handshake still
+# unanswered this long after that is closed without an answer.
+UNANSWERED_GRACE_SECONDS = 1.0
+
+
+def upgrade_refusal(event: h11.Request) -> tuple[HTTPStatus, str] | None:
+    """Why this upgrade request is refused before the endpoint sees it, or None."""
+    if event.http_version != b"1.1":
+        return HTTPStatus.BAD_REQUEST, (f"a WebSocket upgrade needs HTTP/1.1 (RFC 6455, 4.1); this request is "
+                                        f"HTTP/{event.http_version.decode('ascii', 'replace')}")
+    size = len(event.method) + len(event.target) + sum(len(name) + len(value) + 4 for name, value in event.headers)
+    if size > MAX_UPGRADE_HEAD_BYTES:
+        return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
+            f"the upgrade request's head is {size} bytes; expected at most {MAX_UPGRADE_HEAD_BYTES}")
+    return None
 
 
 class DeadlineH11Protocol(H11Protocol):
@@ -43,7 +71,22 @@ class DeadlineH11Protocol(H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._upgraded = True
         self._disarm()
+        refusal = upgrade_refusal(event)
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
         super().handle_websocket_upgrade(event)
+
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        """Answer the request with `status` and an error body (contract section 2), then close."""
+        log.info("refusing a WebSocket upgrade with %d: %s", status, message)
+        body = json.dumps({"error": status.phrase.lower().replace(" ", "_"), "message": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        for event in (h11.Response(status_code=status.value, headers=headers, reason=status.phrase.encode()),
+                      h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -65,6 +108,60 @@ class DeadlineH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class AnsweringWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, which never leaves a handshake unanswered.
+
+    When websockets refuses to parse the upgrade request, it prepares an answer (414 for a
+    request line too long, 431 for a header line too long or too many headers) and uvicorn
+    waits for an event that never comes: the answer is not written and the connection is
+    held open. Here it is written, or a 400 when websockets prepared none, and the
+    connection is closed.
+    """
+
+    deadline_seconds: float = 11.0  # set per server by answering_websockets()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._unanswered = self.loop.call_later(self.deadline_seconds, self._expire)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None and not self.transport.is_closing():
+            self._refuse_unparsed()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete:
+            self._unanswered.cancel()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unanswered.cancel()
+        super().connection_lost(exc)
+
+    def _refuse_unparsed(self) -> None:
+        self._unanswered.cancel()
+        self.handshake_complete = self.close_sent = True
+        output = b"".join(self.conn.data_to_send())
+        if not output.startswith(b"HTTP/"):
+            # Serialized here: websockets has already ended its side of the stream.
+            output = self.conn.reject(HTTPStatus.BAD_REQUEST, "Failed to open a WebSocket connection: "
+                                                              "the upgrade request is not valid HTTP.\n").serialize()
+        log.info("refusing a WebSocket upgrade: %s", self.conn.handshake_exc)
+        self.transport.write(output)
+        self.transport.close()
+
+    def _expire(self) -> None:
+        if not self.handshake_complete and not self.transport.is_closing():
+            log.warning("closing a WebSocket handshake still unanswered after %s s", self.deadline_seconds)
+            self.transport.close()
+
+
 def with_deadline(seconds: float) -> type[DeadlineH11Protocol]:
     """The protocol class to hand to uvicorn.Config(http=...), with its deadline."""
     return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"deadline_seconds": seconds})
+
+
+def answering_websockets(handshake_seconds: float) -> type[AnsweringWebSocketProtocol]:
+    """The protocol class to hand to uvicorn.Config(ws=...), for the endpoints' handshake timeout."""
+    return type("AnsweringWebSocketProtocol", (AnsweringWebSocketProtocol,),
+                {"deadline_seconds": handshake_seconds + UNANSWERED_GRACE_SECONDS})
