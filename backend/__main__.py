@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import logging
+import resource
 import signal
 import socket
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from jwt.warnings import InsecureKeyLengthWarning
 
 from .app import create_app
-from .config import Config, ConfigError
+from .config import Config, ConfigError, weak_secret
 from .protocol import answering_websockets, with_deadline
 
 log = logging.getLogger("backend")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number
+# A failing accept() is reported at most once per this many seconds.
+ACCEPT_FAILURE_REPORT_SECONDS = 10.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -121,6 +127,68 @@ class QuietInvalidUtf8(logging.Filter):
         return True
 
 
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard limit, and say so in one line.
+
+    Every socket is a descriptor; the common soft limit of 1024 is reached near 1,000
+    clients, while the hard limit usually allows many more.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # Linux refuses an infinite soft limit; nr_open is the real cap
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = soft
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("file descriptors: could not raise the soft limit from %d to %d (%s); at most about %d "
+                        "sockets at once", soft, target, exc, soft)
+            return
+        log.info("file descriptors: soft limit raised from %d to %d (the hard limit)", soft, target)
+    else:
+        log.info("file descriptors: soft limit %d (the hard limit)", soft)
+
+
+class AcceptFailureReport:
+    """The event loop's exception handler, reporting a failing accept() once per interval.
+
+    Out of descriptors (EMFILE), asyncio logs one traceback per pending connection and
+    retries every second: millions of lines in minutes under load. One line per interval,
+    with the count since the last, says the same; other errors go to the default handler.
+    """
+
+    def __init__(self, interval: float = ACCEPT_FAILURE_REPORT_SECONDS):
+        self.interval = interval
+        self.reported_at: float | None = None
+        self.unreported = 0
+
+    def __call__(self, loop: Any, context: dict[str, Any]) -> None:
+        if context.get("message") != "socket.accept() out of system resource":
+            loop.default_exception_handler(context)
+            return
+        self.unreported += 1
+        now = loop.time()
+        if self.reported_at is not None and now - self.reported_at < self.interval:
+            return
+        exc = context.get("exception")
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        log.error("cannot accept new connections: %s (open-file limit %d); %d failed attempts since the last "
+                  "report; they wait in the listen backlog; next report in %g s at the earliest",
+                  getattr(exc, "strerror", None) or exc, soft, self.unreported, self.interval)
+        self.reported_at, self.unreported = now, 0
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, with the accept() failures reported once per interval."""
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(AcceptFailureReport())
+        await super().serve(sockets)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -135,16 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if len(config.jwt_secret.encode()) < 32:
-        log.warning("JWT_SECRET is shorter than 32 bytes; use a long random secret outside of tests")
+    weakness = weak_secret(config.jwt_secret)
+    if weakness is not None and config.mode == "production":
+        print(f"error: {weakness}; a production instance does not start with it: set JWT_SECRET to 32 or "
+              "more random bytes, e.g. $(openssl rand -hex 32)", file=sys.stderr)
+        return 2
+    if weakness is not None:
+        log.warning("%s; accepted in development mode only", weakness)
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # said once above, not per token
+    raise_open_file_limit()
     return_large_allocations_to_the_system()
 
     sockets = None
     if args.fd is not None:
         sockets = [inherited_socket(args.fd)]
         log.info("serving on inherited socket fd %d at %s", args.fd, sockets[0].getsockname())
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             create_app(config),
             # h11 with a deadline for each request: uvicorn has no handshake timeout of its own.

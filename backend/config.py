@@ -20,6 +20,27 @@ FLAGS = {"true": True, "false": False}
 RETIRED = {"MAX_CONNECTIONS_PER_USER": "max_connections_per_user", "MESSAGES_PER_MINUTE": "messages_per_minute"}
 
 
+# Signing secrets published in this repository, its examples or common tutorials: anyone
+# could sign tokens with them. "change-me-in-production" is what docker-compose.yml used to
+# fall back to.
+KNOWN_SECRETS = frozenset({
+    "change-me-in-production", "change-me", "changeme", "secret", "jwt-secret", "jwt_secret", "your-secret-key",
+    "your-256-bit-secret", "supersecret", "super-secret-key", "development-secret", "test-secret",
+})
+# RFC 8725, 3.5: an HMAC key at least as long as the hash output (SHA-256: 32 bytes).
+MIN_SECRET_BYTES = 32
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why `secret` must not sign production tokens, in a few words; None if it may."""
+    if secret.strip().lower() in KNOWN_SECRETS:
+        return "JWT_SECRET is a published default secret (anyone can sign tokens with it)"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return (f"JWT_SECRET is {len(secret.encode())} bytes; expected at least {MIN_SECRET_BYTES} random bytes "
+                "(RFC 8725, 3.5)")
+    return None
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it and says what was expected."""
 

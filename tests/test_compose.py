@@ -54,3 +54,12 @@ def test_the_documented_command_points_the_suite_at_the_composed_services():
     assert assigned["DATABASE_URL"].endswith(f"/{database}")
     assert re.search(r":(\d+)/", assigned["DATABASE_URL"])[1] in published["postgres"]
     assert re.search(r":(\d+)", assigned["REDIS_URL"].split("//")[1])[1] in published["redis"]
+
+
+def test_the_compose_file_ships_no_usable_signing_secret():
+    """JWT_SECRET must come from whoever runs it: a default written here is a secret everyone knows."""
+    secret = compose()["services"]["backend"]["environment"]["JWT_SECRET"]
+    required = re.fullmatch(r"\$\{JWT_SECRET:\?([^}]*)\}", secret)
+    assert required, f"docker-compose.yml sets JWT_SECRET to {secret!r}; expected ${{JWT_SECRET:?<why>}}, no default"
+    assert required[1].strip(), "the ${JWT_SECRET:?...} in docker-compose.yml gives no reason to show when it is unset"
+    assert not re.search(r"JWT_SECRET:-", COMPOSE.read_text()), "docker-compose.yml still has a JWT_SECRET fallback"
