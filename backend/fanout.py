@@ -3,7 +3,7 @@
 Each instance holds one subscription connection shared by all its sockets. A channel is
 subscribed while at least one local socket listens to it; a single reader task hands every
 message, in the order Redis delivered it, to the sinks registered for its channel.
-Publishing goes through the ordinary connection pool.
+Publishing goes through a bounded connection pool, where a burst waits for a free connection.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 # Receives the JSON text of one frame. Called from the reader task, so it must not block.
 Sink = Callable[[str], None]
 RECONNECT_DELAY_SECONDS = 1.0
+# Connections to Redis, the subscription's included, and how long a command may wait for a
+# free one before it fails as unavailable.
+POOL_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 2.0
 # Errors that mean Redis cannot be reached right now.
 UNAVAILABLE = (OSError, redis.ConnectionError, redis.TimeoutError)
 
@@ -38,7 +42,11 @@ def user_channel(user_id: UUID) -> str:
 
 class Fanout:
     def __init__(self, redis_url: str):
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        # A burst of more commands than the pool has connections waits for one (bounded),
+        # rather than failing: redis-py's default pool raises at its 100th connection.
+        pool = redis.BlockingConnectionPool.from_url(redis_url, decode_responses=True, max_connections=POOL_CONNECTIONS,
+                                                     timeout=POOL_WAIT_SECONDS)
+        self.redis = redis.Redis.from_pool(pool)
         self._pubsub = self.redis.pubsub()
         self._sinks: dict[str, set[Sink]] = {}
         # One future per SUBSCRIBE sent, resolved in order by Redis's confirmations:
