@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .coverage import Coverage
+from .report_coverage import Coverage
 
 REPO = Path(__file__).resolve().parent.parent
 ALLURE = REPO / "node_modules" / ".bin" / "allure"
@@ -55,28 +55,50 @@ class BuiltReport:
     seconds: float
 
 
-def _installed_allure_is_pinned() -> bool:
+def _node_packages_are_pinned() -> bool:
+    """Every dependency of package.json is installed in node_modules at its pinned version."""
     try:
-        pinned = json.loads((REPO / "package.json").read_text())["dependencies"]["allure"]
-        installed = json.loads((REPO / "node_modules" / "allure" / "package.json").read_text())["version"]
+        pinned = json.loads((REPO / "package.json").read_text())["dependencies"]
+        for name, version in pinned.items():
+            installed = json.loads((REPO / "node_modules" / name / "package.json").read_text())["version"]
+            if installed != version:
+                return False
     except (OSError, ValueError, KeyError):
         return False
-    return ALLURE.exists() and installed == pinned
+    return ALLURE.exists()
+
+
+def ensure_node_packages() -> Path:
+    """node_modules as package-lock.json pins it (Allure 3, the AsyncAPI parser), installed with
+    ``npm ci`` when it is missing or stale. Several processes may ask at once (the report
+    build, the contract documents' test): a lock file lets one install while the others wait.
+    """
+    if _node_packages_are_pinned():
+        return REPO / "node_modules"
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BuildError("npm was not found: the report and the AsyncAPI check need Node.js 20 and npm "
+                         "(Allure 3 and @asyncapi/parser come from the npm registry, pinned in package.json)")
+    import fcntl
+
+    with open(REPO / ".npm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _node_packages_are_pinned():
+            return REPO / "node_modules"
+        print("[report] installing the pinned npm packages from package-lock.json (npm ci) ...",
+              file=sys.stderr, flush=True)
+        # No install-time telemetry (a dependency of the AsyncAPI parser would report otherwise).
+        environment = {**os.environ, "SCARF_ANALYTICS": "false", "DO_NOT_TRACK": "1"}
+        completed = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO,
+                                   capture_output=True, text=True, env=environment)
+        if completed.returncode != 0 or not _node_packages_are_pinned():
+            raise BuildError(f"npm ci failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+    return REPO / "node_modules"
 
 
 def ensure_allure() -> Path:
     """The pinned Allure 3 command line, installed with ``npm ci`` when node_modules lacks it."""
-    if _installed_allure_is_pinned():
-        return ALLURE
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BuildError("npm was not found: the report needs Node.js 20 and npm (Allure 3 comes from "
-                         "the npm registry, pinned in package.json)")
-    print("[report] installing Allure 3 from package-lock.json (npm ci) ...", file=sys.stderr, flush=True)
-    completed = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO,
-                               capture_output=True, text=True)
-    if completed.returncode != 0 or not _installed_allure_is_pinned():
-        raise BuildError(f"npm ci failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
+    ensure_node_packages()
     return ALLURE
 
 

@@ -159,7 +159,7 @@ def finish_run(runner, harness) -> None:
 
     Never raises: a failure here is reported and must not hide the run's own outcome.
     """
-    from .coverage import Coverage
+    from .report_coverage import Coverage
     from .launcher import say
 
     try:

@@ -10,6 +10,7 @@ can act on, in the dry run and in a real run.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,32 @@ def test_the_run_and_the_dry_run_explain_an_unknown_sentence(draft, mode):
     assert "1 undefined" in output, output
     assert output.index("No step matches") < output.index("You can implement step definitions"), \
         "the plain-words help comes before behave's Python snippet"
+
+
+def test_the_harness_imports_without_behave():
+    """support/ is a library of its own: only the glue (support/report*.py) touches behave, and lazily."""
+    script = ("import sys; sys.modules['behave'] = None\n"
+              "import support.actors, support.questions, support.phrases, support.step_help, support.harness, "
+              "support.world, support.leaks, support.connection\n"
+              "print('ok')")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert completed.stdout.strip() == "ok", completed.stderr
+
+
+def test_a_step_without_the_step_it_builds_on_says_which_one_is_missing():
+    from support.harness import ScenarioWorld
+    from support.world import MissingStep
+
+    world = object.__new__(ScenarioWorld)
+    with pytest.raises(MissingStep, match=r"this step needs a group of people \('Given Alice, Bob and Carol have "
+                                          r"accounts on the Free plan'\) earlier in the scenario"):
+        world.members()
+    world.group = ["Alice"]
+    assert world.group == ["Alice"]
+
+
+def test_the_step_modules_hold_no_wire_code():
+    wire = re.compile(r'json\.dumps|import jwt|from jwt|websockets|asyncpg|httpx|"type"\s*:|"jsonrpc"|\.mint\(')
+    found = [f"{path.name}:{number}" for path in sorted((REPO / "steps").glob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if wire.search(line)]
+    assert found == []

@@ -18,7 +18,7 @@ from behave.parser import parse_file
 from conftest import REPO, run_spec
 from support.build_report import BuildError, build, embedded_files
 from support.catalogue import RequirementCatalogue, requirement_ids
-from support.coverage import scenarios_on_disk
+from support.report_coverage import scenarios_on_disk
 
 pytestmark = pytest.mark.skipif(shutil.which("npm") is None and not (REPO / "node_modules").exists(),
                                 reason="the report needs Node.js and npm (Allure 3 comes from the npm registry)")

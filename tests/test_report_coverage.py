@@ -7,7 +7,7 @@ import json
 
 from conftest import run_spec
 from support.catalogue import RequirementCatalogue
-from support.coverage import FAILING, NOT_COVERED, NOT_RUN, PASSING, Coverage, scenarios_on_disk
+from support.report_coverage import FAILING, NOT_COVERED, NOT_RUN, PASSING, Coverage, scenarios_on_disk
 from support.redaction import Redactor
 from support.report import clear_previous_results, run_environment, write_environment
 
