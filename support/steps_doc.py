@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCUMENT = REPO / "docs" / "steps.md"
 KEYWORDS = ("Given", "When", "Then", "Step")
 
-_DEFINITION = re.compile(r"^@(?P<keyword>given|when|then|step)\((?P<phrase>.*)\)\s+#\s+\S+$")
+_DEFINITION = re.compile(r"^\s*@(?P<keyword>given|when|then|step)\((?P<phrase>.*)\)\s+#\s+(?P<location>\S+)$")
 _USE = re.compile(r"^\s+(?P<text>\S.*?)\s+#\s+(?P<location>features/\S+?):\d+$")
 
 
@@ -33,6 +33,8 @@ class Step:
     explanation: list[str] = field(default_factory=list)
     example: str | None = None
     example_file: str | None = None
+    location: str | None = None
+    variants: list["Step"] = field(default_factory=list)  # other sentences the same step accepts
 
 
 def _behave(*arguments: str) -> str:
@@ -80,12 +82,40 @@ def read_usage(text: str) -> dict[tuple[str, str], tuple[str, str]]:
     return examples
 
 
+def read_locations(text: str) -> dict[tuple[str, str], str]:
+    """Parse ``-f steps.usage``: (keyword, phrase) -> the step function's location, used or not."""
+    return {(m["keyword"].capitalize(), m["phrase"][1:-1]): m["location"]
+            for m in map(_DEFINITION.match, text.splitlines()) if m}
+
+
+def canonical(steps: list[Step], root: Path = REPO) -> list[Step]:
+    """One entry per step function: its first sentence in the source, the others as its variants."""
+    by_function: dict[str, list[Step]] = {}
+    for step in steps:
+        by_function.setdefault(step.location or f"{step.keyword} {step.phrase}", []).append(step)
+    entries = []
+    for location, group in by_function.items():
+        path = root / location.rsplit(":", 1)[0]
+        source = path.read_text(encoding="utf-8") if group[0].location and path.is_file() else ""
+        group.sort(key=lambda s: source.find(s.phrase) if s.phrase in source else len(source))
+        first, *others = group
+        first.variants = others
+        first.explanation = first.explanation or next((s.explanation for s in others if s.explanation), [])
+        if first.example is None:
+            first.example, first.example_file = next(((s.example, s.example_file) for s in others if s.example),
+                                                     (None, None))
+        entries.append(first)
+    return entries
+
+
 def collect() -> list[Step]:
     steps = read_catalog(_behave("--steps-catalog"))
-    examples = read_usage(_behave("--dry-run", "-f", "steps.usage"))
+    usage = _behave("--dry-run", "-f", "steps.usage")
+    examples, locations = read_usage(usage), read_locations(usage)
     for step in steps:
         step.example, step.example_file = examples.get((step.keyword, step.phrase), (None, None))
-    return steps
+        step.location = locations.get((step.keyword, step.phrase))
+    return canonical(steps)
 
 
 def render(steps: list[Step]) -> str:
@@ -121,6 +151,8 @@ def render(steps: list[Step]) -> str:
             lines.append("")
             if step.explanation:
                 lines += [" ".join(step.explanation), ""]
+            if step.variants:
+                lines += ["Also accepted:", ""] + [f"- `{v.keyword} {v.phrase}`" for v in step.variants] + [""]
             if step.example:
                 lines += [f"Example ({step.example_file}):", "", "```gherkin", step.example, "```", ""]
             else:
