@@ -13,12 +13,23 @@ from typing import Any, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from .contract_schema import CLIENT, ENVELOPE, JSONRPC, SERVER, FrameCheck
 from .leaks import LeakDetector, Party
 from .redaction import describe_token
 
 # The three ways a client may present its token (docs/contract.md, section 4).
 CARRIERS = ("bearer header", "prefixed subprotocol", "encoded subprotocol")
 MARKER_PROTOCOL = "jwt-auth"
+
+
+class DeliberatelyMalformed(str):
+    """A frame a scenario sends knowing the contract does not describe it (bad JSON, an unknown
+    type, a legacy event with no translation ...): the frame check leaves it alone."""
+
+
+def deliberately_malformed(frame: str | bytes) -> str | bytes:
+    """``frame``, marked as sent malformed on purpose (a binary frame is never checked anyway)."""
+    return DeliberatelyMalformed(frame) if isinstance(frame, str) else frame
 
 
 @dataclass
@@ -82,10 +93,15 @@ class RecordedConnection:
     """An open socket of one party, read continuously by a background task.
 
     Every received frame is timestamped, appended to the transcript and shown to the leak
-    detector as it arrives, whether or not a step is waiting for it.
+    detector as it arrives, whether or not a step is waiting for it. Every frame it sends and
+    receives also goes through the scenario's check against the contract's message schemas
+    (``frame_check``), except those sent malformed on purpose.
     """
 
     _ids = itertools.count(1)
+    # The check of the scenario being run (one runs at a time); the harness sets it when a
+    # scenario starts, and each connection keeps the one it was opened in. None: no check.
+    frame_check: FrameCheck | None = None
 
     def __init__(self, owner: Party, detector: LeakDetector, speaks_envelope: bool = True):
         self.owner = owner
@@ -100,6 +116,9 @@ class RecordedConnection:
         self._reader: asyncio.Task | None = None
         self._changed = asyncio.Condition()
         self._label = str(owner).lower().replace("'s ", "-").replace(" ", "-")
+        self._frame_check = RecordedConnection.frame_check
+        self._kind = ENVELOPE if speaks_envelope else JSONRPC
+        self._endpoint = "the socket"
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -107,6 +126,7 @@ class RecordedConnection:
                    origin: str | None = None, headers: dict | None = None) -> "RecordedConnection":
         """Perform the handshake; raise HandshakeRefused if the target refuses it."""
         shown = describe_token(token) if token else "no token"
+        self._endpoint = "/" + url.split("://", 1)[-1].partition("/")[2].partition("?")[0]
         extra = "".join(f" {name}: {value}" for name, value in (headers or {}).items())
         self._record("handshake", f"GET {url} carrier={carrier or 'none'} {shown} origin={origin}{extra}")
         options = handshake_for(carrier, token)
@@ -137,6 +157,8 @@ class RecordedConnection:
     async def _read(self) -> None:
         try:
             async for message in self._socket:
+                if self._frame_check is not None:
+                    self._frame_check.inspect(str(self.owner), self._endpoint, self._kind, SERVER, message)
                 if isinstance(message, bytes):
                     message = "<binary frame, %d bytes>" % len(message)
                 self._record("received", message)
@@ -157,13 +179,21 @@ class RecordedConnection:
     def next_id(self, purpose: str) -> str:
         return f"{self._label}-{purpose}-{next(self._ids)}"
 
-    async def send(self, message: dict | list | str | bytes, *, as_text: bool = False) -> int:
+    async def send(self, message: dict | list | str | bytes, *, as_text: bool = False,
+                   malformed: bool = False) -> int:
         """Send a frame (a dict or list is sent as JSON); return its transcript index.
 
         ``as_text`` sends bytes as a text frame without checking them (to send invalid UTF-8).
+        ``malformed`` (or a ``DeliberatelyMalformed`` frame) says the frame is meant to be
+        outside the contract, so the frame check does not hold it against the scenario.
         """
         if isinstance(message, (dict, list)):
             message = json.dumps(message)
+        if (self._frame_check is not None and isinstance(message, str) and not malformed
+                and not isinstance(message, DeliberatelyMalformed)):
+            value = _json_frame(message, self._kind)
+            if value is not None:
+                self._frame_check.inspect(str(self.owner), self._endpoint, self._kind, CLIENT, value, message)
         index = len(self.transcript)
         shown = message if isinstance(message, str) else f"<{'text' if as_text else 'binary'} frame: {message!r}>"
         self._record("sent", shown)
@@ -272,3 +302,16 @@ class RecordedConnection:
             stamp = time.strftime("%H:%M:%S", time.gmtime(frame.at)) + f".{int(frame.at % 1 * 1000):03d}Z"
             lines.append(f"{stamp} {arrows[frame.direction]} {redact(frame.text)}")
         return "\n".join(lines)
+
+
+def _json_frame(text: str, kind: str) -> dict | list | None:
+    """The client frame as the check reads it: a JSON object (on JSON-RPC also a batch), else None.
+
+    Anything else a client sends (text that is not JSON, a bare number) answers no message of
+    the contract; only a scenario that means to sends it.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) or (kind == JSONRPC and isinstance(value, list)) else None

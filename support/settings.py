@@ -21,6 +21,8 @@ _NAMES = {
     "redis_url": "REDIS_URL",
     "backstop_seconds": "SPEC_BACKSTOP_SECONDS",
     "event_timeout_seconds": "SPEC_EVENT_TIMEOUT_SECONDS",
+    "operator_token": "OPERATOR_TOKEN",
+    "frame_check": "SPEC_FRAME_CHECK",
 }
 
 
@@ -42,6 +44,11 @@ class Settings:
     backstop_seconds: float = 0.1
     # How long any expected frame or answer may take before a step fails.
     event_timeout_seconds: float = 5.0
+    # The deployment's operator credential: plan and role changes, health details (docs/contract.md,
+    # section 14). Generated for the embedded default.
+    operator_token: str | None = None
+    # Every frame checked against docs/asyncapi.yaml (SPEC_FRAME_CHECK=off turns it off).
+    frame_check: bool = True
 
     @classmethod
     def load(cls, userdata: Mapping[str, str] | None = None,
@@ -61,6 +68,11 @@ class Settings:
                     raise SettingsError(
                         f"{_NAMES[name]} / -D {name} must be a number of seconds, got {raw[name]!r}"
                     ) from None
+        if "frame_check" in raw:
+            flag = str(raw["frame_check"]).strip().lower()
+            if flag not in ("on", "off"):
+                raise SettingsError(f"SPEC_FRAME_CHECK / -D frame_check must be on or off, got {raw['frame_check']!r}")
+            raw["frame_check"] = flag == "on"
         settings = cls(**raw)
         settings._validate()
         return settings

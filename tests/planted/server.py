@@ -15,6 +15,10 @@ Defects (exactly one per run):
   drop-event        the `tool_completed` agent event is never sent.
   accept-any-token  the handshake accepts any token that decodes as a JWT, without checking
                     signature, expiry, issuer or audience (no credentials at all is still 401).
+  undocumented-field  the `connected` frame's payload carries a field the contract does not
+                    list (`debug`, the server's host name).
+  undocumented-frame  every socket gets a frame of a type the contract does not have
+                    (`server_stats`) after its welcome.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-DEFECTS = ("none", "leak", "drop-event", "accept-any-token")
+DEFECTS = ("none", "leak", "drop-event", "accept-any-token", "undocumented-field", "undocumented-frame")
 ISSUER, AUDIENCE, TTL, MARKER = "planted-server", "chat-clients", 900, "jwt-auth"
 PLANS = ("free", "pro", "enterprise")
 DEVICES = ("laptop_browser", "mobile_browser", "desktop_app", "tablet_browser")
@@ -186,8 +190,12 @@ class Planted:
             return
         await ws.accept(subprotocol=MARKER if MARKER in ws.scope.get("subprotocols", []) else None)
         conn = Conn(ws, *who)
-        await conn.send(frame("connected", None, {"user_id": conn.user_id, "session_id": conn.session_id,
-                                                  "connection_id": conn.id}))
+        welcome = {"user_id": conn.user_id, "session_id": conn.session_id, "connection_id": conn.id}
+        if self.defect == "undocumented-field":  # DEFECT: a field the contract does not list
+            welcome["debug"] = {"host": socket.gethostname()}
+        await conn.send(frame("connected", None, welcome))
+        if self.defect == "undocumented-frame":  # DEFECT: a frame type the contract does not have
+            await conn.send(frame("server_stats", None, {"sockets": len(self.conns) + 1}))
         self.conns.append(conn)
         try:
             while (message := await ws.receive())["type"] != "websocket.disconnect":
@@ -222,16 +230,18 @@ class Planted:
                                                             "message": "payload.text is required"}))
             await self.chat(conn, id_, text)
         else:
-            await conn.send(frame("error", id_, {"code": "unknown_type", "message": f"unknown type {type_!r}"}))
+            await conn.send(frame("error", id_, {"code": "unknown_type", "message": f"unknown type {type_!r}",
+                                                 "type": type_}))
 
     async def chat(self, conn: Conn, id_, text: str) -> None:
-        run = {"run_id": str(uuid.uuid4())}
+        run = {"run_id": str(uuid.uuid4()), "agent": "assistant"}
+        tool = {**run, "tool": "knowledge_lookup"}
         events = [
-            ("agent_started", {**run, "agent": "assistant"}),
+            ("agent_started", run),
             ("agent_thinking", {**run, "thought": f'The user asks: "{text}". I will look it up.'}),
-            ("tool_executing", {**run, "tool": "search", "input": f"search: {text}"}),
-            ("tool_completed", {**run, "tool": "search", "output": "3 results found"}),
-            ("agent_completed", {**run, "answer": f'You asked "{text}". Here is what I found: 3 results.'}),
+            ("tool_executing", {**tool, "input": f"search: {text}"}),
+            ("tool_completed", {**tool, "output": "3 results found"}),
+            ("agent_completed", {**tool, "answer": f'You asked "{text}". Here is what I found: 3 results.'}),
         ]
         for type_, payload in events:
             if self.defect == "drop-event" and type_ == "tool_completed":
