@@ -3,20 +3,26 @@
 POST /auth/refresh rotates a session's refresh token; presenting a used-up one again means
 it was stolen, and revokes the session. POST /auth/logout revokes the caller's session.
 A revocation is announced through Redis, so every instance closes the session's sockets
-with 4009. POST /account/plan changes the plan for the user's next connections.
+with 4009. POST /account/plan changes the plan for the user's next connections, in
+development only; POST /operator/entitlements is how an operator changes a plan or a role,
+in either mode (contract section 14).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 
 import redis.asyncio as redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import db, fanout
-from .auth import InvalidRequest, bearer_token, choice, error, json_object, token_document
+from .auth import (
+    OPERATOR, InvalidRequest, bearer_token, choice, error, json_object, operator_required, operator_standing,
+    operator_unauthorized, token_document,
+)
 from .tokens import Grant, Identity, new_refresh_token, verify_access_token
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,8 @@ async def change_plan(request: Request) -> JSONResponse:
     state = request.app.state
     if grant is None or await db.touch_session(state.pool, grant.identity.user_id, grant.identity.session_id) is None:
         return _unauthorized()
+    if state.config.mode != "development":
+        return operator_required("a plan change")
     try:
         plan = choice(await json_object(request), "plan", tuple(state.config.plans.plans))
     except InvalidRequest as exc:
@@ -89,3 +97,33 @@ async def change_plan(request: Request) -> JSONResponse:
 def _bearer_grant(request: Request) -> Grant | None:
     token = bearer_token(request)
     return None if token is None else verify_access_token(request.app.state.config, token)
+
+
+async def change_entitlements(request: Request) -> JSONResponse:
+    """POST /operator/entitlements: an operator sets a user's plan and/or role, in either mode.
+
+    Like a self-service change, it applies to the user's next connections.
+    """
+    state = request.app.state
+    if operator_standing(request, state.config) != OPERATOR:
+        return operator_unauthorized()
+    catalogue = state.config.plans
+    try:
+        body = await json_object(request)
+        try:
+            user_id = uuid.UUID(body["user_id"]) if isinstance(body.get("user_id"), str) else None
+        except ValueError:
+            user_id = None
+        if user_id is None:
+            raise InvalidRequest("user_id is missing or malformed; expected the user's id (a UUID)")
+        plan = choice(body, "plan", tuple(catalogue.plans)) if body.get("plan") is not None else None
+        role = choice(body, "role", tuple(catalogue.roles)) if body.get("role") is not None else None
+        if plan is None and role is None:
+            raise InvalidRequest("nothing to change; expected plan, role or both")
+    except InvalidRequest as exc:
+        return error(422, "invalid_request", str(exc))
+    changed = await db.set_entitlements(state.pool, user_id, plan, role)
+    if changed is None:
+        return error(404, "not_found", "no such user")
+    log.info("operator set user %s to plan %s, role %s", user_id, changed["plan"], changed["role"])
+    return JSONResponse({"user_id": str(user_id), "plan": changed["plan"], "role": changed["role"]})

@@ -118,6 +118,9 @@ def create_app(config: Config) -> Starlette:
 
     async def health(request: Request) -> JSONResponse:
         parts = await _dependencies(request.app.state)
+        if config.mode != "development":
+            # Liveness for anyone; which part failed is the operator's to know (/ws/secure/health).
+            return _health_response(parts, {}, detailed=False)
         return _health_response(parts, {"version": __version__})
 
     async def secure_config(request: Request) -> JSONResponse:
@@ -125,6 +128,9 @@ def create_app(config: Config) -> Starlette:
 
     async def secure_health(request: Request) -> JSONResponse:
         state = request.app.state
+        # Connection counts, memory and the breaker's state are for operators in production.
+        if config.mode != "development" and auth.operator_standing(request, config) != auth.OPERATOR:
+            return auth.operator_unauthorized()
         parts = {**await _dependencies(state), "token_verification": _tokens_round_trip(config)}
         extra = {"connections": {"open": state.registry.open}, "memory_rss_bytes": _rss_bytes(),
                  "identity_store": {"state": state.store.breaker.state}}
@@ -136,6 +142,7 @@ def create_app(config: Config) -> Starlette:
         Route("/auth/refresh", account.refresh, methods=["POST"]),
         Route("/auth/logout", account.logout, methods=["POST"]),
         Route("/account/plan", account.change_plan, methods=["POST"]),
+        Route("/operator/entitlements", account.change_entitlements, methods=["POST"]),
         Route("/ws/config", ws_config, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ws/secure/config", secure_config, methods=["GET"]),
@@ -157,11 +164,12 @@ async def _dependencies(state: Any) -> dict[str, bool]:
     return {"database": database, "redis": redis_ok}
 
 
-def _health_response(parts: dict[str, bool], extra: dict[str, Any]) -> JSONResponse:
-    """`status` and each part "ok" or "unavailable"; 503 when any part is unavailable."""
+def _health_response(parts: dict[str, bool], extra: dict[str, Any], detailed: bool = True) -> JSONResponse:
+    """`status` and each part "ok" or "unavailable" (unless not `detailed`); 503 when any part is unavailable."""
     healthy = all(parts.values())
     body = {"status": "ok" if healthy else "unavailable"}
-    body.update({name: "ok" if ok else "unavailable" for name, ok in parts.items()})
+    if detailed:
+        body.update({name: "ok" if ok else "unavailable" for name, ok in parts.items()})
     body.update(extra)
     return JSONResponse(body, status_code=200 if healthy else 503)
 

@@ -90,10 +90,16 @@ async def register(request: Request) -> JSONResponse:
         password = _password(body)
         display_name = _display_name(body, default=email.split("@", 1)[0])
         plan = choice(body, "plan", tuple(plans.plans), default=DEFAULT_PLAN)
-        role = _role(body, tuple(plans.roles), state.config.mode)
+        role = choice(body, "role", tuple(plans.roles), default=DEFAULT_ROLE)
         device_type = choice(body, "device_type", DEVICE_TYPES, default="laptop_browser")
     except InvalidRequest as exc:
         return error(422, "invalid_request", str(exc))
+    # Entitlements are an operator's to give in production; signing up grants only the defaults.
+    operator = operator_standing(request, state.config)
+    if operator == WRONG_OPERATOR:
+        return operator_unauthorized()
+    if (plan, role) != (DEFAULT_PLAN, DEFAULT_ROLE) and state.config.mode != "development" and operator != OPERATOR:
+        return operator_required("a plan or role at sign-up")
     password_hash = await asyncio.to_thread(hash_password, password)
     refresh_token, refresh_hash = new_refresh_token()
     try:
@@ -142,9 +148,49 @@ async def json_object(request: Request) -> dict[str, Any]:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON; expected a JSON object") from None
+    except RecursionError:
+        raise InvalidRequest("the body is nested too deeply; expected a flat JSON object") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body is not a JSON object; expected an object with the fields email and password")
+    for name, value in body.items():
+        # Neither can be hashed, stored or answered: PostgreSQL text holds no NUL, UTF-8 no lone surrogate.
+        if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+            raise InvalidRequest(f"{name[:40]} holds a NUL character or a lone surrogate; expected plain text")
     return body
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The operator credential (contract section 14) -------------------------------------------
+
+OPERATOR, NO_OPERATOR, WRONG_OPERATOR = "operator", "none", "wrong"
+
+
+def operator_standing(request: Request, config: Config) -> str:
+    """OPERATOR when the request carries the operator credential, NO_OPERATOR when it carries
+    no Authorization at all, WRONG_OPERATOR for any other credential (or an instance that has none)."""
+    if "authorization" not in request.headers:
+        return NO_OPERATOR
+    presented = bearer_token(request)
+    expected = config.operator_token
+    if presented is None or expected is None:
+        return WRONG_OPERATOR
+    return OPERATOR if hmac.compare_digest(presented.encode(), expected.encode()) else WRONG_OPERATOR
+
+
+def operator_unauthorized() -> JSONResponse:
+    return error(401, "unauthorized", "the operator credential is not valid", {"WWW-Authenticate": "Bearer"})
+
+
+def operator_required(what: str) -> JSONResponse:
+    return error(403, "operator_required", f"{what} needs the operator credential in production: "
+                 "an operator sets plans and roles with POST /operator/entitlements")
 
 
 def _email(body: dict[str, Any]) -> str:
@@ -170,14 +216,6 @@ def _display_name(body: dict[str, Any], default: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_DISPLAY_NAME_CHARS:
         raise InvalidRequest(f"display_name is malformed; expected 1 to {MAX_DISPLAY_NAME_CHARS} characters")
     return value.strip()
-
-
-def _role(body: dict[str, Any], roles: tuple[str, ...], mode: str) -> str:
-    if "role" not in body:
-        return DEFAULT_ROLE
-    if mode != "development":
-        raise InvalidRequest("role is not accepted here; in production roles are assigned by an operator")
-    return choice(body, "role", roles)
 
 
 def choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str | None = None) -> str:

@@ -16,6 +16,7 @@ MODES = ("development", "production")
 # An exact browser origin: scheme, host and optional port, nothing after.
 ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:]+\])(:[0-9]{1,5})?")
 FLAGS = {"true": True, "false": False}
+OPERATOR_TOKEN_MIN_CHARS = 32
 # Settings of contract version 2 that the plans file has taken over (contract v3, section 7).
 RETIRED = {"MAX_CONNECTIONS_PER_USER": "max_connections_per_user", "MESSAGES_PER_MINUTE": "messages_per_minute"}
 
@@ -64,6 +65,10 @@ class Config:
     allowed_origins: tuple[str, ...] = ("https://app.example.com",)
     origin_required: bool = True
     plans: Catalogue = field(default_factory=lambda: _plans({}), repr=False)
+    # The operator credential (contract section 14): plan and role changes, health details.
+    # None: this instance has no operator API; in production nobody can change entitlements
+    # over HTTP then.
+    operator_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -89,6 +94,7 @@ class Config:
             # Browsers always send Origin; only development tools commonly omit it.
             origin_required=_flag(env, "ORIGIN_REQUIRED", mode == "production"),
             plans=_plans(env),
+            operator_token=_operator_token(env),
         )
 
 
@@ -101,6 +107,18 @@ def _plans(env: Mapping[str, str]) -> Catalogue:
         return load_plans(path, TOOLS)
     except PlansError as exc:
         raise ConfigError(f"PLANS_FILE: {exc}") from None
+
+
+def _operator_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("OPERATOR_TOKEN")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if len(value) < OPERATOR_TOKEN_MIN_CHARS:
+        raise ConfigError(f"OPERATOR_TOKEN is {len(value)} characters long; expected a random secret of at least "
+                          f"{OPERATOR_TOKEN_MIN_CHARS} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                          "or leave it unset for no operator API")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str, meaning: str) -> str:

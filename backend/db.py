@@ -184,6 +184,14 @@ async def set_plan(pool: asyncpg.Pool, user_id: UUID, plan: str) -> None:
     await pool.execute("UPDATE users SET plan = $2 WHERE id = $1", user_id, plan)
 
 
+async def set_entitlements(pool: asyncpg.Pool, user_id: UUID, plan: str | None, role: str | None) -> asyncpg.Record | None:
+    """Set the plan and/or the role (None keeps it); the user's plan and role after, or None if no such user."""
+    return await pool.fetchrow(
+        "UPDATE users SET plan = COALESCE($2, plan), role = COALESCE($3, role) WHERE id = $1 RETURNING plan, role",
+        user_id, plan, role,
+    )
+
+
 async def start_execution(
     pool: asyncpg.Pool, *, user_id: UUID, session_id: UUID, request_id: str, agent: str, tool: str,
     runs_per_day: int | None,

@@ -39,8 +39,8 @@ class Instance:
     security: dict
 
     @classmethod
-    async def discover(cls, label: str, url: str) -> "Instance":
-        api = AccountApi(url)
+    async def discover(cls, label: str, url: str, operator_token: str | None = None) -> "Instance":
+        api = AccountApi(url, operator_token=operator_token)
         config = await api.config_document()
         security = await api.document("/ws/secure/config", "the security document", missing_ok=True)
         return cls(label, url, api, config, security)
@@ -63,7 +63,9 @@ class Instance:
         return f"{self.label} ({self.mode}, {self.url})"
 
     async def security_health(self, any_status: bool = False) -> dict:
-        return await self.api.document("/ws/secure/health", "the security health", any_status=any_status)
+        # The details are the operator's in production (docs/contract.md, section 10).
+        return await self.api.document("/ws/secure/health", "the security health", any_status=any_status,
+                                       as_operator=True)
 
     async def wait_for_open_count(self, acceptable: Callable[[int], bool], seconds: float, what: str) -> int:
         """Poll the open-socket count until ``acceptable``; fail after ``seconds``."""
