@@ -10,7 +10,7 @@ run, each between two readings of the backend's CPU time (user + system, /proc/<
 - end to end: every socket asks its questions one after the other (at most 2N runs in
   flight), so each event also costs its agent run and its database records.
 
-    python -m bench.fanout_cpu [--people 40] [--published 100] [--questions 5] [--quick]
+    python -m bench.fanout_cpu [--people 40] [--published 300] [--questions 5] [--quick]
 
 Threshold: bench/thresholds.toml [fanout_cpu]; result: bench/results/fanout_cpu.json.
 """
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=40, help="people, two sockets each (default 40)")
     parser.add_argument("--questions", type=int, default=5, help="questions per socket, one after the other (default 5)")
-    parser.add_argument("--published", type=int, default=100, help="events published per session channel (default 100)")
+    parser.add_argument("--published", type=int, default=300, help="events published per session channel (default 300)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one answer (default 30)")
     parser.add_argument("--quick", action="store_true", help="a few seconds: 10 people, 3 questions per socket")
     options = parser.parse_args(argv)

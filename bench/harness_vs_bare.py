@@ -9,7 +9,7 @@ handshakes in flight, have every laptop ask its questions at once, and fence eve
 Printed side by side: connect rate, agent events received per second, answer latency,
 final sweep and client CPU per person, with the ratios harness / bare.
 
-    python -m bench.harness_vs_bare [--people 50] [--questions 1] [--quick]
+    python -m bench.harness_vs_bare [--people 50] [--questions 1] [--rounds 2] [--quick]
     python -m bench.harness_vs_bare --people 1000     # the size (minutes)
 
 Thresholds: bench/thresholds.toml [harness_vs_bare]; result: bench/results/harness_vs_bare.json.
@@ -107,27 +107,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=50, help="people, two sockets each (default 50)")
     parser.add_argument("--questions", type=int, default=1, help="questions each person's laptop asks (default 1)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one answer (default 30)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both clients, the order swapped each round (default 2)")
     parser.add_argument("--quick", action="store_true", help="a few seconds: 10 people, to prove it runs")
     options = parser.parse_args(argv)
     if options.quick:
-        options.people, options.questions = min(options.people, 10), 1
-    if not 1 <= options.people <= 5000 or not 1 <= options.questions <= 20:
-        parser.error("--people must be 1 to 5000 and --questions 1 to 20")
+        options.people, options.questions, options.rounds = min(options.people, 10), 1, 1
+    if not 1 <= options.people <= 5000 or not 1 <= options.questions <= 20 or not 1 <= options.rounds <= 10:
+        parser.error("--people must be 1 to 5000, --questions 1 to 20 and --rounds 1 to 10")
     limits = thresholds(NAME)
 
     with reference_backend() as backend:
         say(f"signing up {options.people} people, each on a laptop and a phone")
         people = asyncio.run(sign_up_people(backend.url, options.people))
-        runs = {}
-        # The bare loop first, then the harness: each starts from the same warm backend.
-        for label, run in (("warm-up", bare_run), ("bare", bare_run), ("harness", harness_run)):
-            group = people[:max(1, len(people) // 10)] if label == "warm-up" else people
-            say(f"{label}: {2 * len(group)} sockets, {options.questions} question(s) per laptop")
-            runs[label] = asyncio.run(run(backend.socket_url, group, options.questions, options.timeout))
+        # A first burst at full size grows the backend's pools; neither client is to pay for it.
+        say("warm-up: every person once, bare client")
+        asyncio.run(bare_run(backend.socket_url, people, 1, options.timeout))
+        runs = {"harness": [], "bare": []}
+        clients = [("bare", bare_run), ("harness", harness_run)]
+        for number in range(options.rounds):
+            # Each round swaps which client goes first, so neither always meets the backend warmer.
+            for label, run in (clients if number % 2 == 0 else clients[::-1]):
+                say(f"round {number + 1}, {label}: {2 * len(people)} sockets, {options.questions} question(s) per laptop")
+                runs[label].append(asyncio.run(run(backend.socket_url, people, options.questions, options.timeout)))
 
-    harness, bare = runs["harness"], runs["bare"]
+    harness, bare = PhaseFigures.combined(runs["harness"]), PhaseFigures.combined(runs["bare"])
     people_count = options.people
     measured = {"people": people_count, "sockets_per_person": 2, "questions_per_person": options.questions,
+                "rounds": options.rounds,
                 "harness": harness.summary(people_count), "bare": bare.summary(people_count),
                 "ratios": {"connect_rate": round(ratio(harness.connect_rate, bare.connect_rate), 3),
                            "events_per_second": round(ratio(harness.events_per_second, bare.events_per_second), 3),
@@ -140,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
               check_at_most("answers missing, harness", harness.unanswered, 0),
               check_at_most("answers missing, bare", bare.unanswered, 0)]
     h, b = measured["harness"], measured["bare"]
-    print(f"{people_count} people x 2 sockets, {options.questions} question(s) each, one reference backend")
+    print(f"{people_count} people x 2 sockets, {options.questions} question(s) each, one reference backend, "
+          f"{options.rounds} round(s) of each client")
     print(report_line("connect rate", harness.connect_rate, bare.connect_rate, "sockets/s"))
     print(report_line("agent events received", harness.events_per_second, bare.events_per_second, "events/s"))
     print(report_line("answer median", h["answer_median_ms"] or 0, b["answer_median_ms"] or 0, "ms"))

@@ -144,6 +144,23 @@ class PhaseFigures:
     unanswered: int = 0
     errors: list[str] = field(default_factory=list)
 
+    @classmethod
+    def combined(cls, runs: list["PhaseFigures"]) -> "PhaseFigures":
+        """Several rounds of one client as one: totals, so the rates are total work over total time.
+
+        CPU is averaged over the rounds, so that per person it stays the cost of one round.
+        """
+        total = cls()
+        for run in runs:
+            for name in ("sockets", "connect_seconds", "events", "frames", "ask_seconds", "sweep_seconds",
+                         "cpu_seconds", "leaks", "unanswered"):
+                setattr(total, name, getattr(total, name) + getattr(run, name))
+            total.latencies += run.latencies
+            total.errors += run.errors
+        total.cpu_seconds /= max(1, len(runs))
+        total.sweep_seconds /= max(1, len(runs))
+        return total
+
     @property
     def connect_rate(self) -> float:
         return self.sockets / self.connect_seconds if self.connect_seconds else 0.0
