@@ -35,11 +35,13 @@ async def asks_big_question(context, name, pronoun, kilobytes):
 
 
 @when("{name:Name} asks {pronoun:Pronoun} agent {count:Questions} within a minute")
+@when("{name:Name} asks {pronoun:Pronoun} agent {count:Questions} within a minute from {device:Device}")
 @harness_step
-async def asks_many(context, name, pronoun, count):
+async def asks_many(context, name, pronoun, count, device=None):
+    """Questions one after another without waiting; several such steps make one burst, in the order sent."""
     pronoun.check_is(name, "agent")
     actor = context.world.cast.actor(name)
-    actor.burst = await actor.ask_many(None, count)
+    actor.add_to_burst(await actor.ask_many(device, count))
 
 
 @then('{name:Name}\'s questions past the limit are refused as "{code:Code}" with a hint when to retry')

@@ -74,7 +74,7 @@ async def daily_allowance(context, name, count):
 async def asks_one_after_another(context, name, pronoun, count):
     pronoun.check_is(name, "agent")
     actor = context.world.cast.actor(name)
-    actor.burst = await actor.ask_many(None, count, wait=True)
+    actor.add_to_burst(await actor.ask_many(None, count, wait=True))
 
 
 @when("each of {name:Name}'s devices asks {agents:Agents} at the same time")

@@ -16,7 +16,7 @@ from .leaks import SESSION, LeakDetector, Party
 from .phrases import DEVICE_TYPES, THREAD_ACTIONS, device_type, json_rpc_request, malformed_message
 from .redaction import Redactor
 from .tokens import TokenFactory
-from .world import MissingStep, Remembered
+from .world import MissingStep, Remembered, remembered
 
 DEFAULT_ORIGIN = object()  # the instance's own web app origin
 
@@ -157,6 +157,10 @@ class Actor:
     @property
     def party(self) -> Party:
         return Party(self.name, self.user_id or "")
+
+    def add_to_burst(self, requests: list[AgentRequest]) -> None:
+        """Questions asked in quick succession, checked together against a limit (several steps add up)."""
+        self.burst = (self.burst if remembered(self, "burst") else []) + requests
 
     @property
     def last_thread(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -229,14 +230,41 @@ def check_published(document: dict, setting: str, expected, plan: str | None = N
 SECRET_FIELD_NAMES = ("secret", "password", "private_key", "signing_key")
 
 
+def secret_spellings(secret: str) -> dict[str, str]:
+    """The signing secret as a document could carry it: raw, base64, base64url (padded or not, as a
+    JWK's ``k``), hex in either case."""
+    raw = secret.encode()
+    standard, urlsafe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    return {"raw": secret, "base64": standard, "base64 without padding": standard.rstrip("="),
+            "base64url": urlsafe, "base64url without padding (a JWK's k)": urlsafe.rstrip("="),
+            "hex": raw.hex(), "upper-case hex": raw.hex().upper()}
+
+
 def check_no_secret(document: dict, secret: str | None) -> None:
-    """A published document holds neither the signing secret nor any field named like a secret."""
+    """A published document holds neither the signing secret, in any encoding, nor a field named like a secret."""
     text = json.dumps(document)
-    if secret and secret in text:
-        raise AssertionError("the published document contains the signing secret")
+    compact = text.replace("\\", "")
+    for spelling, value in (secret_spellings(secret) if secret else {}).items():
+        if value in text or value in compact:
+            raise AssertionError(f"the published document contains the signing secret ({spelling})")
+    keys = [k for k in _jwk_keys(document)]
+    if keys:
+        raise AssertionError(f"the published document holds a symmetric JSON Web Key ({keys[0]})")
     named = [name for name in _keys(document) if any(word in name.lower() for word in SECRET_FIELD_NAMES)]
     if named:
         raise AssertionError(f"the published document has fields named like secrets: {named}")
+
+
+def _jwk_keys(value):
+    """Symmetric JWKs (``kty: oct`` with a ``k``) anywhere in a document: a published key is a secret."""
+    if isinstance(value, dict):
+        if value.get("kty") == "oct" and "k" in value:
+            yield f"kid={value.get('kid')!r}"
+        for inner in value.values():
+            yield from _jwk_keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _jwk_keys(inner)
 
 
 def _keys(value):
@@ -515,7 +543,12 @@ def allowance_left(actor: Actor, code: str, limit: int, burst_start: float) -> i
 async def check_refused_past_limit(actor: Actor, code: str, stated_limit: int | None, timeout: float,
                                    expected_refusals: int | None = None) -> None:
     """Within the allowance every question is answered in full; each one past it is refused as ``code``
-    with a retry hint, the first refused being the one just past the limit; the socket stays open."""
+    with a retry hint; the socket stays open.
+
+    On one device the first refused is the one just past the limit. Over several devices the
+    service sees their messages interleaved, so exactly as many as are past the limit are
+    refused in all, and on each device the refused ones are its last.
+    """
     burst = actor.burst
     if code not in LIMIT_SETTINGS:
         raise AssertionError(f"unknown limit {code!r}: the features know {', '.join(LIMIT_SETTINGS)}")
@@ -529,25 +562,39 @@ async def check_refused_past_limit(actor: Actor, code: str, stated_limit: int | 
     if expected_refusals is not None and expected_refusals != past:
         raise AssertionError(f"the sentence says {expected_refusals} are refused, but {len(burst)} questions with "
                              f"{allowance} left of a limit of {limit} put {past} past it")
-    within, beyond = burst[:allowance], burst[allowance:]
-    for number, request in enumerate(beyond, allowance + 1):
-        connection = request.device.open_connection()
-        frame = await connection.wait_for(lambda f, r=request: f.id == r.id and f.type in ("error", *AGENT_EVENTS),
-                                          f"the answer to question {number}", timeout, request.sent_index)
-        actual = (frame.message.get("payload") or {}).get("code") if frame.type == "error" else frame.type
+
+    async def first_answer(request: AgentRequest) -> Frame:
+        return await request.device.open_connection().wait_for(
+            lambda f: f.id == request.id and f.type in ("error", *AGENT_EVENTS),
+            f"the answer to {request.question!r}", timeout, request.sent_index)
+
+    firsts = await asyncio.gather(*(first_answer(request) for request in burst))
+    refused = [frame.type == "error" for frame in firsts]
+    where = f"{actor.name}'s {len(burst)} questions ({allowance} left of a limit of {limit})"
+    if sum(refused) != past:
+        raise AssertionError(f"{sum(refused)} of {where} were refused; expected the {past} past the limit")
+    devices = {request.device.name: request.device for request in burst}
+    for name in devices:
+        mine = [was for was, request in zip(refused, burst) if request.device.name == name]
+        if mine != sorted(mine):
+            first = mine.index(True) + 1
+            raise AssertionError(f"on {actor.name}'s {name}, question {first} of {len(mine)} was refused while a "
+                                 f"later one was answered; the refused must be the last")
+    for number, (request, frame, was) in enumerate(zip(burst, firsts, refused), 1):
+        if not was:
+            continue
+        actual = (frame.message.get("payload") or {}).get("code")
         if actual != code:
-            raise AssertionError(f"question {number} of {actor.name}'s {len(burst)} (past the limit of {limit}) was "
-                                 f"answered {actual!r}; expected {code!r}: {frame.text[:300]}")
+            raise AssertionError(f"question {number} of {where} was refused as {actual!r}; expected {code!r}: "
+                                 f"{frame.text[:300]}")
         retry_after = (frame.message.get("payload") or {}).get("retry_after_seconds")
         if not isinstance(retry_after, (int, float)) or retry_after <= 0:
             raise AssertionError(f"the refusal of question {number} gives no usable retry-after hint: {frame.text}")
+    within = [request for request, was in zip(burst, refused) if not was]
     answers = await asyncio.gather(*(actor.answer_to(request) for request in within))
-    for number, (request, events) in enumerate(zip(within, answers), 1):
-        if any(f.type == "error" for f in events):
-            raise AssertionError(f"question {number} of {actor.name}'s {len(burst)}, within the limit of {limit}, "
-                                 f"was refused: {events[-1].text[:300]}")
+    for request, events in zip(within, answers):
         check_agent_events(request, events)
-    for device in {request.device.name: request.device for request in burst}.values():
+    for device in devices.values():
         if not device.connection.is_open:
             raise AssertionError(f"{device} was disconnected ({device.connection.close_code}) by the limit; "
                                  f"expected its socket to stay open")

@@ -31,6 +31,15 @@ Feature: No single client can degrade the service or attack it from a browser
     And Alice's laptop is still usable
     And Bob can still ask his agent and receive the full answer
 
+  @req.LIM-02 @critical
+  Scenario: The message rate is Alice's, counted across all her devices
+    Given Alice may send at most 30 messages a minute
+    And Alice is connected from her laptop and phone
+    When Alice asks her agent 20 questions within a minute from her laptop
+    And Alice asks her agent 12 questions within a minute from her phone
+    Then Alice's last 2 questions are refused as "rate_limited" with a hint when to retry
+    And Alice's phone is still usable
+
   @req.LIM-02 @req.LIM-04 @critical
   Scenario: A Pro customer's higher message rate is honoured
     Given Carol has an account on the Pro plan
@@ -50,6 +59,11 @@ Feature: No single client can degrade the service or attack it from a browser
       | another site        | "https://evil.example.net"          |
       | look-alike address  | "https://app.example.com.evil.test" |
       | sandboxed page      | "null"                              |
+      | another port        | "https://app.example.com:8443"      |
+      | plain http          | "http://app.example.com"            |
+      | a subdomain         | "https://evil.app.example.com"      |
+      | a prefix look-alike | "https://app.example.co"            |
+      | with a path         | "https://app.example.com/"          |
 
   @req.LIM-03 @normal
   Scenario: The product's own web app may open a socket

@@ -19,6 +19,7 @@ correct server.
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import json
 import logging
@@ -311,6 +312,19 @@ def plant_rate_limit_off_by_one() -> None:
     patch_text(ratelimit, "CHECK", ">= tonumber(ARGV[1])", "> tonumber(ARGV[1])")
 
 
+@defect("rate-limit-per-socket")
+def plant_rate_limit_per_socket() -> None:
+    """LIM-02: the rate window is kept per socket, not per user, so a second device gets a fresh allowance."""
+    retry_after = original(connection.Connection, "retry_after")
+    sockets: dict = {}
+
+    async def per_socket(self):
+        key = sockets.setdefault(id(self), uuid.uuid4())
+        return await self.state.limiter.retry_after(key, self.plan.messages_per_minute)
+
+    connection.Connection.retry_after = per_socket
+
+
 @defect("no-retry-after")
 def plant_no_retry_after() -> None:
     """LIM-02: the rate_limited error says when to retry in its text only, not in retry_after_seconds."""
@@ -378,6 +392,19 @@ def plant_secret_in_security_config() -> None:
     @functools.wraps(security_document)
     def leaky(config):
         return {**security_document(config), "verification": {"algorithm": "HS256", "key": config.jwt_secret}}
+
+    app.security_document = leaky
+
+
+@defect("secret-as-jwk")
+def plant_secret_as_jwk() -> None:
+    """ROUTE-03: /ws/secure/config publishes the signing secret as a JSON Web Key (base64url in `k`)."""
+    security_document = original(app, "security_document")
+
+    @functools.wraps(security_document)
+    def leaky(config):
+        k = base64.urlsafe_b64encode(config.jwt_secret.encode()).decode().rstrip("=")
+        return {**security_document(config), "jwks": {"keys": [{"kty": "oct", "alg": "HS256", "kid": "k1", "k": k}]}}
 
     app.security_document = leaky
 
