@@ -59,7 +59,7 @@ CANDIDATES = re.compile(rf"(?P<marker>{MARKER_PREFIX}[a-z2-7]{{{_MARKER_CHARS}}}
 _CANONICAL_UUID = re.compile(_UUID)
 # Owned values of no known shape (an id a target makes up its own way) are looked up as
 # whole tokens of this shape; the pattern runs only while such a value is owned.
-_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
 def _run_key() -> bytes:

@@ -163,6 +163,7 @@ def test_values_of_any_other_shape_are_still_found_as_whole_tokens():
     detector = LeakDetector()
     detector.own(ALICE_LAPTOP_U, "th_42", "thread 'Taxes'", SESSION)
     assert detector.inspect(BOB_PHONE_U, frame(thread_id="th_42"))
+    assert detector.inspect(BOB_PHONE_U, frame(channel="events:thread:th_42"))
     assert detector.inspect(ALICE_PHONE_U, frame(thread_id="th_42"))
     assert detector.inspect(ALICE_LAPTOP_U, frame(thread_id="th_42")) == []
 
