@@ -24,6 +24,7 @@ async def connection_limit(context, name, count):
 @when("{name:Name} opens {count:Tabs} on {device:Device} at the same moment")
 @harness_step
 async def opens_tabs(context, name, count, device):
+    await context.world.note_connection_baseline()
     context.world.tabs = await context.world.cast.actor(name).open_tabs(device, count, [context.world.cast.instance])
 
 
@@ -101,8 +102,7 @@ async def dropped_in_time(context):
 @harness_step
 async def churn(context, times):
     world = context.world
-    health = await world.cast.instance.security_health()
-    world.churn_baseline = (health["connections"]["open"], health["memory_rss_bytes"])
+    await world.note_connection_baseline()
     await asyncio.gather(*(actor.churn("laptop", times) for actor in world.members()))
 
 
@@ -110,8 +110,7 @@ async def churn(context, times):
 @harness_step
 async def churn_from(context, device, times):
     world = context.world
-    health = await world.cast.instance.security_health()
-    world.churn_baseline = (health["connections"]["open"], health["memory_rss_bytes"])
+    await world.note_connection_baseline()
     await asyncio.gather(*(actor.churn(device, times) for actor in world.members()))
 
 

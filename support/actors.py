@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .accounts import AccountApi, SessionTokens
 from .connection import HandshakeRefused, RecordedConnection
 from .instances import Instance
-from .raw_socket import SilentClient
+from .raw_socket import SilentClient, abandon_upgrade
 from .leaks import SESSION, LeakDetector, Party
 from .phrases import DEVICE_TYPES, THREAD_ACTIONS, device_type, json_rpc_request, malformed_message
 from .redaction import Redactor
@@ -429,6 +429,18 @@ class Actor:
         client = SilentClient(instance.socket_url(), headers)
         await client.run(timeout=patience)
         return client
+
+    async def abandon_handshakes(self, device: str, count: int, instance: Instance | None = None) -> None:
+        """Start ``count`` valid handshakes from ``device`` at once and hang up on each before the answer."""
+        entry = await self.sign_in(device)
+        instance = instance or self.cast.instance
+        headers = {"Authorization": f"Bearer {entry.tokens.access_token}"}
+        if instance.default_origin:
+            headers["Origin"] = instance.default_origin
+        await asyncio.gather(*(abandon_upgrade(instance.socket_url(), headers) for _ in range(count)))
+
+    async def close_tabs(self, device: str) -> None:
+        await asyncio.gather(*(tab.close() for tab in self.device(device).tabs))
 
     async def churn(self, device: str, times: int) -> None:
         """Connect from ``device`` and disconnect again, ``times`` times, one after the other.

@@ -70,6 +70,12 @@ class ScenarioWorld:
             return self.rate_limit if Remembered.given(type(self).rate_limit, self) else None
         return actor.daily_runs
 
+    async def note_connection_baseline(self) -> None:
+        """Note, once per scenario, what the instance counts before the comings and goings begin."""
+        if not Remembered.given(type(self).churn_baseline, self):
+            health = await self.cast.instance.security_health()
+            self.churn_baseline = (health["connections"]["open"], health["memory_rss_bytes"])
+
     def members(self):
         """The actors of the group an earlier step named."""
         return [self.cast.actor(name) for name in self.group]

@@ -92,3 +92,28 @@ async def idle_connection(url: str, send: bytes, timeout: float) -> float | None
         return time.monotonic() - started
     finally:
         writer.close()
+
+
+def upgrade_request(url: str, headers: dict[str, str]) -> bytes:
+    """A complete RFC 6455 upgrade request for ``url`` with ``headers``."""
+    parts = urlsplit(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", "Upgrade: websocket",
+             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def abandon_upgrade(url: str, headers: dict[str, str]) -> None:
+    """Send a complete, valid upgrade request and hang up at once, before the server answers.
+
+    The server authenticates and may register the socket before it finds the client gone:
+    what it registered must be let go as for any other disconnect.
+    """
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    try:
+        writer.write(upgrade_request(url, headers))
+        await writer.drain()
+    finally:
+        writer.transport.abort()  # a reset, not a polite close: the client vanished

@@ -143,6 +143,27 @@ def plant_agent_answers_latest_session() -> None:
     agent.session_channel = lambda session_id: fanout.session_channel(latest.get("session", session_id))
 
 
+# -- RES: comings and goings ------------------------------------------------------------------
+
+@defect("abandoned-handshake-kept")
+def plant_abandoned_handshake_kept() -> None:
+    """RES-04: a socket is let go of only once it was accepted, so one whose client hung up during the
+    upgrade stays counted in the registry for good."""
+    arm_expiry = original(connection.Connection, "arm_expiry")
+    release = original(connection.Connection, "release")
+
+    def arming(self):
+        self.accepted = True
+        arm_expiry(self)
+
+    async def releasing(self):
+        if getattr(self, "accepted", False):
+            await release(self)
+
+    connection.Connection.arm_expiry = arming
+    connection.Connection.release = releasing
+
+
 # -- SESS: each device its own conversation ---------------------------------------------------
 
 @defect("agent-events-on-user-channel")
