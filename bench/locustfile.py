@@ -20,7 +20,7 @@ or when the 99th percentile of the answers misses bench/thresholds.toml [locust]
 --answer-p99-ms); the master (or a local run) writes bench/results/locust.json.
 
     export LEAK_MARKER_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')  # same everywhere
-    locust -f bench/locustfile.py --headless --master --expect-workers 2 -u 100 -r 20 -t 60s --host URL
+    locust -f bench/locustfile.py --headless --master --expect-workers 2 -u 1000 -r 50 -t 2m --host URL
     locust -f bench/locustfile.py --worker --master-host MASTER    # on each worker machine
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from pathlib import Path
 import gevent
 import websocket  # websocket-client: blocking sockets that gevent makes cooperative
 from gevent.event import AsyncResult
-from locust import HttpUser, between, events, task
+from locust import HttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: support/ is the harness
@@ -58,6 +59,8 @@ def _arguments(parser) -> None:
     parser.add_argument("--answer-timeout", type=float, default=10.0,
                         help="seconds to wait for one answer before counting it failed")
     parser.add_argument("--plan", default="pro", help="the plan each simulated person signs up on")
+    parser.add_argument("--ask-interval", type=float, default=12.0,
+                        help="mean seconds between one person's questions (default 12: 5 a minute, the profile's)")
 
 
 @events.init.add_listener
@@ -71,7 +74,9 @@ def _require_a_shared_key(environment, **_) -> None:
 class ChatUser(HttpUser):
     """One person with a laptop and a phone, asking private questions."""
 
-    wait_time = between(0.5, 1.5)
+    def wait_time(self) -> float:
+        # Spread around the mean, so that people who started together do not ask in lockstep.
+        return self.environment.parsed_options.ask_interval * random.uniform(0.5, 1.5)
 
     def on_start(self) -> None:
         self.sockets: dict[str, websocket.WebSocket] = {}

@@ -40,7 +40,8 @@ def run_distributed(host: str, tmp_path: Path, users: int = 6, seconds: int = 6)
     locust = [sys.executable, "-m", "locust", "-f", LOCUSTFILE]
     master = [*locust, "--headless", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
               "--expect-workers", "2", "--expect-workers-max-wait", "30", "-u", str(users), "-r", str(users),
-              "-t", f"{seconds}s", "--stop-timeout", "5", "--host", host, "--only-summary", "--answer-timeout", "5"]
+              "-t", f"{seconds}s", "--stop-timeout", "5", "--host", host, "--only-summary",
+              "--answer-timeout", "5", "--ask-interval", "1"]
     worker = [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     logs = [tmp_path / name for name in ("master.log", "worker-1.log", "worker-2.log")]
     processes = []
