@@ -10,12 +10,14 @@ and an operation that needs a credential must refuse a request without one. (Sch
 rule of the backend, say that a display name is not blank, and says so in its descriptions.)
 
 The run is seen failing against the backend with a planted defect (tests/planted/http_defects.py).
-Against another deployment, the same document runs with the Schemathesis command line
-(README, "Pointing it at another deployment").
+Against another deployment: ``FUZZ_TARGET_URL=https://... OPERATOR_TOKEN=... python -m pytest
+tests/test_http_fuzz.py -k deployment`` runs the same requests and checks against each URL it
+lists (README, "Pointing it at another deployment"); it signs up throwaway accounts.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -35,7 +37,7 @@ OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 # Generated requests per operation, per kind (valid, invalid) and instance: about 600 an
 # instance, 20 s for the module on two cores.
 EXAMPLES = 50
-OPERATOR = secrets.token_urlsafe(32)
+OPERATOR = os.environ.get("OPERATOR_TOKEN") or secrets.token_urlsafe(32)
 MODES = ("development", "production")
 
 
@@ -151,3 +153,14 @@ def test_the_fuzz_finds_an_operator_endpoint_that_ignores_its_credential(service
     finally:
         services.stop_backend(planted)
     assert failures and "authentication" in failures[0].lower(), failures
+
+
+@pytest.mark.skipif(not os.environ.get("FUZZ_TARGET_URL"), reason="FUZZ_TARGET_URL names no deployment to fuzz")
+def test_a_deployment_answers_by_the_document():
+    """Each instance of FUZZ_TARGET_URL (comma-separated), with OPERATOR_TOKEN if the deployment has one."""
+    found = []
+    for url in [u.strip().rstrip("/") for u in os.environ["FUZZ_TARGET_URL"].split(",") if u.strip()]:
+        calls, failures = fuzz(url)
+        print(f"[fuzz] {calls} generated requests against {url}")
+        found += [f"{url}: {failure}" for failure in failures]
+    assert not found, "\n\n".join(found)
