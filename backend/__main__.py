@@ -210,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if weakness is not None:
         log.warning("%s; accepted in development mode only", weakness)
+    if config.password_hash_cost < 14 and config.mode == "production":
+        print(f"error: PASSWORD_HASH_COST={config.password_hash_cost} is below 14 (scrypt N=2**14); a production "
+              "instance does not store passwords with a weaker hash", file=sys.stderr)
+        return 2
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)  # said once above, not per token
     raise_open_file_limit()
     return_large_allocations_to_the_system()

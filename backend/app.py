@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from . import __version__, account, auth, db, fanout
 from .agent import AGENTS, EVENTS, Agent
+from .capacity import Capacity
 from .config import Config
 from .fanout import Fanout
 from .ratelimit import RateLimiter
@@ -59,11 +60,13 @@ def config_document(config: Config) -> dict[str, Any]:
         "auth": {"methods": auth_methods(config),
                  "subprotocol_marker": auth.SUBPROTOCOL_MARKER, "algorithms": list(ALGORITHMS),
                  "issuer": config.jwt_issuer, "audience": config.jwt_audience,
-                 "access_token_ttl_seconds": config.access_token_ttl_seconds},
+                 "access_token_ttl_seconds": config.access_token_ttl_seconds,
+                 "password_hash": {"scheme": "scrypt", "cost": config.password_hash_cost}},
         # The default plan's; each plan's own are under "plans".
         "limits": {"max_connections_per_user": free.max_connections_per_user,
                    "max_message_bytes": config.max_message_bytes,
-                   "messages_per_minute": free.messages_per_minute},
+                   "messages_per_minute": free.messages_per_minute,
+                   "max_sockets_per_instance": config.max_sockets_per_instance},
         "heartbeat": {"interval_seconds": config.heartbeat_interval_seconds,
                       "timeout_seconds": config.heartbeat_timeout_seconds},
         "timeouts": {"handshake_seconds": config.handshake_timeout_seconds,
@@ -109,6 +112,7 @@ def create_app(config: Config) -> Starlette:
             stack.push_async_callback(agent.close)  # runs first: runs still need the pool and Redis
             app.state.config, app.state.pool, app.state.fanout, app.state.agent = config, pool, events, agent
             app.state.registry, app.state.limiter = registry, RateLimiter(events.redis)
+            app.state.capacity = Capacity(config.max_sockets_per_instance)
             app.state.store = IdentityStore(pool, Breaker(config.identity_store_cooldown_seconds),
                                             call_timeout(config.handshake_timeout_seconds))
             yield

@@ -39,14 +39,17 @@ MAX_PASSWORD_CHARS = 1024
 MAX_DISPLAY_NAME_CHARS = 100
 
 # scrypt at N=2**14, r=8: 16 MiB and a few tens of milliseconds per hash, run off the event loop.
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
+# The cost is the deployment's (PASSWORD_HASH_COST, published in /ws/config); production never
+# runs below the default (backend/__main__.py refuses to start).
+SCRYPT_COST, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 14, 8, 1, 32
 
 
-def hash_password(password: str) -> str:
-    """'scrypt$N$r$p$salt$hash' with a fresh random salt, both base64."""
+def hash_password(password: str, cost: int = SCRYPT_COST) -> str:
+    """'scrypt$N$r$p$salt$hash' with N = 2**cost and a fresh random salt, both base64."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN)
-    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+    n = 2**cost
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_LEN)
+    return "$".join(["scrypt", str(n), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -62,9 +65,9 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 @functools.cache
-def _unknown_user_hash() -> str:
+def _unknown_user_hash(cost: int) -> str:
     # Checked against when the email is unknown, so both refusals take the same time.
-    return hash_password(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16), cost)
 
 
 def _b64(data: bytes) -> str:
@@ -100,7 +103,7 @@ async def register(request: Request) -> JSONResponse:
         return operator_unauthorized()
     if (plan, role) != (DEFAULT_PLAN, DEFAULT_ROLE) and state.config.mode != "development" and operator != OPERATOR:
         return operator_required("a plan or role at sign-up")
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await asyncio.to_thread(hash_password, password, state.config.password_hash_cost)
     refresh_token, refresh_hash = new_refresh_token()
     try:
         user_id, session_id = await db.create_user(
@@ -122,7 +125,7 @@ async def login(request: Request) -> JSONResponse:
         return error(422, "invalid_request", str(exc))
     state = request.app.state
     user = await db.find_user(state.pool, email)
-    stored = user["password_hash"] if user else _unknown_user_hash()
+    stored = user["password_hash"] if user else _unknown_user_hash(state.config.password_hash_cost)
     password_ok = await asyncio.to_thread(verify_password, password, stored)
     if user is None or not password_ok:
         return error(401, "invalid_credentials", "the email or password is incorrect")

@@ -62,6 +62,8 @@ class Config:
     handshake_timeout_seconds: float = 10
     identity_store_cooldown_seconds: float = 30
     max_message_bytes: int = 8192
+    # Sockets (and handshakes under way) one instance holds at once; past it, 503 at_capacity.
+    max_sockets_per_instance: int = 10000
     allowed_origins: tuple[str, ...] = ("https://app.example.com",)
     origin_required: bool = True
     plans: Catalogue = field(default_factory=lambda: _plans({}), repr=False)
@@ -69,6 +71,8 @@ class Config:
     # None: this instance has no operator API; in production nobody can change entitlements
     # over HTTP then.
     operator_token: str | None = field(default=None, repr=False)
+    # log2 of scrypt's N for new password hashes; lower only in development (faster sign-ups).
+    password_hash_cost: int = 14
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -90,11 +94,13 @@ class Config:
             handshake_timeout_seconds=_seconds(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
             identity_store_cooldown_seconds=_seconds(env, "IDENTITY_STORE_COOLDOWN_SECONDS", 30),
             max_message_bytes=_positive(env, "MAX_MESSAGE_BYTES", 8192),
+            max_sockets_per_instance=_positive(env, "MAX_SOCKETS_PER_INSTANCE", 10000),
             allowed_origins=_origins(env, "ALLOWED_ORIGINS", ("https://app.example.com",)),
             # Browsers always send Origin; only development tools commonly omit it.
             origin_required=_flag(env, "ORIGIN_REQUIRED", mode == "production"),
             plans=_plans(env),
             operator_token=_operator_token(env),
+            password_hash_cost=_positive(env, "PASSWORD_HASH_COST", 14),
         )
 
 

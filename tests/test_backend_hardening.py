@@ -444,10 +444,10 @@ def test_an_upgrade_without_a_key_or_with_another_version_is_refused(production,
 
 # Class 6: production refuses to sign with a secret anyone may know ------------------------
 
-def _start_alone(services, mode: str, secret: str) -> subprocess.Popen:
+def _start_alone(services, mode: str, secret: str, **extra: str) -> subprocess.Popen:
     _, database_url, redis_url = services
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "JWT_SECRET": secret,
-           "BACKEND_MODE": mode, "PYTHONUNBUFFERED": "1"}
+           "BACKEND_MODE": mode, "PYTHONUNBUFFERED": "1", **extra}
     return subprocess.Popen([sys.executable, "-m", "backend", "--port", "0"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -491,6 +491,13 @@ def test_development_starts_with_a_weak_secret_and_says_so(services):
     assert started, f"a development instance with a weak secret did not start: {lines}"
     warnings = [line for line in lines if "WARNING" in line and "JWT_SECRET" in line]
     assert len(warnings) == 1, f"expected one warning about JWT_SECRET, got {lines}"
+
+
+def test_production_refuses_a_password_hash_cost_below_the_default(services):
+    process = _start_alone(services, "production", "p" * 40, PASSWORD_HASH_COST="10")
+    started, lines = _until_started_or_exited(process)
+    assert not started, "a production instance started with PASSWORD_HASH_COST=10; expected it to refuse"
+    assert len(lines) == 1 and "PASSWORD_HASH_COST" in lines[0], f"expected one line saying why, got {lines}"
 
 
 # Issue 11: the backend under load ----------------------------------------------------------
