@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import os
 import re
@@ -13,12 +15,85 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from support.launcher import BackendProcess, EmbeddedServices
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class Scenario(NamedTuple):
+    """One scenario of a run, named by what the features say of it rather than by its title."""
+
+    requirements: tuple[str, ...]  # its req.* tags, without "req.": ("AUTH-06", "ISO-06")
+    tags: tuple[str, ...]  # all its tags, the feature's too: ("req.CONN-01", "instances.two", ...)
+    row: tuple[str, ...] | None  # the cells of its Examples row; None for a plain Scenario
+    checks: tuple[str | None, ...]  # the step function of each step (module.function), in order
+    status: str
+    location: str  # feature:line (an outline's example: the line of its row); stable within a run
+    name: str  # behave's title, for messages only: a test never looks a scenario up by it
+
+    def holds(self, *cells: str) -> bool:
+        """Whether this is an outline's example whose row holds every one of these cells."""
+        return self.row is not None and all(cell in self.row for cell in cells)
+
+    def has_check(self, check: str) -> bool:
+        return any(is_check(found, check) for found in self.checks)
+
+
+class FailedCheck(NamedTuple):
+    """A step that failed: in which scenario (by requirement and row), which check, what it said."""
+
+    requirements: tuple[str, ...]
+    row: tuple[str, ...] | None
+    check: str | None  # the step function, module.function (see step_function)
+    message: str
+    scenario: Scenario
+
+
+def is_check(found: str | None, check: str) -> bool:
+    """A check is named by its step function, bare ("disconnected_as") or with its module."""
+    return found is not None and check in (found, found.rsplit(".", 1)[-1])
+
+
+@functools.cache
+def _step_functions(path: str) -> dict[int, str]:
+    """Line -> step function of a steps module, for every line of its decorators and its def.
+
+    behave reports a step definition where inspect finds it: through functools.wraps (see
+    support/loop.py, harness_step) to the line of the first decorator of the step function.
+    """
+    tree = ast.parse((REPO / path).read_text(), path)
+    functions = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([decorator.lineno for decorator in node.decorator_list] + [node.lineno])
+            for line in range(first, node.lineno + 1):
+                functions[line] = f"{Path(path).stem}.{node.name}"
+    return functions
+
+
+def step_function(step: dict) -> str | None:
+    """The step function (module.function) that behave matched a step of its JSON report to."""
+    location = step.get("match", {}).get("location", "")
+    path, _, line = location.rpartition(":")
+    if not path.endswith(".py") or not line.isdigit() or not (REPO / path).is_file():
+        return None
+    return _step_functions(path).get(int(line))
+
+
+def example_row(location: str) -> tuple[str, ...] | None:
+    """The cells of the Examples row a scenario was made from (behave locates an outline's
+    example at its row), or None when the scenario is not an example of an outline."""
+    path, _, line = location.rpartition(":")
+    lines = (REPO / path).read_text(encoding="utf-8").splitlines() if (REPO / path).is_file() else []
+    text = lines[int(line) - 1].strip() if line.isdigit() and 0 < int(line) <= len(lines) else ""
+    if not text.startswith("|"):
+        return None
+    cells = re.split(r"(?<!\\)\|", text)[1:-1]
+    return tuple(cell.strip().replace("\\|", "|") for cell in cells)
 
 
 @dataclass
@@ -37,6 +112,57 @@ class SpecRun:
                 if element.get("type") == "scenario":
                     found[element["name"]] = element
         return found
+
+    def scenario_list(self) -> list[Scenario]:
+        """Every scenario of the report, selected or not (see Scenario.status)."""
+        found = []
+        for feature in self.report:
+            for element in feature.get("elements", []):
+                if element.get("type") == "scenario":
+                    tags = tuple(feature.get("tags", [])) + tuple(element.get("tags", []))
+                    requirements = tuple(tag[len("req."):] for tag in tags if tag.startswith("req."))
+                    found.append(Scenario(requirements, tags, example_row(element["location"]),
+                                          tuple(step_function(step) for step in element.get("steps", [])),
+                                          element.get("status", "?"), element["location"], element["name"]))
+        return found
+
+    def ran(self) -> list[Scenario]:
+        """The scenarios the run selected and did not skip."""
+        return [scenario for scenario in self.scenario_list() if scenario.status != "skipped"]
+
+    def scenario_by_row(self, requirement: str, *cells: str) -> Scenario:
+        """The one scenario that ran for the requirement from the Examples row holding these cells."""
+        found = [scenario for scenario in self.ran()
+                 if requirement in scenario.requirements and scenario.holds(*cells)]
+        assert len(found) == 1, (
+            f"not exactly one example of {requirement} with a row holding {cells} ran: "
+            f"{[(scenario.requirements, scenario.row) for scenario in found or self.ran()]}")
+        return found[0]
+
+    def failed_checks(self) -> list[FailedCheck]:
+        """Every failed step, as (requirement ids, example row, step function, message, scenario).
+
+        A step that raised something other than an AssertionError has no message in behave's
+        JSON report; its message is then what the console printed under it.
+        """
+        printed = self.printed_failures()
+        scenarios = {scenario.location: scenario for scenario in self.scenario_list()}
+        failed = []
+        for feature in self.report:
+            for element in feature.get("elements", []):
+                if element.get("type") != "scenario":
+                    continue
+                scenario = scenarios[element["location"]]
+                for step in element.get("steps", []):
+                    result = step.get("result", {})
+                    if result.get("status") in ("failed", "error"):
+                        message = result.get("error_message") or ""
+                        if isinstance(message, list):
+                            message = "\n".join(message)
+                        message = message or printed.get((element["name"].strip(), step["name"]), "")
+                        failed.append(FailedCheck(scenario.requirements, scenario.row, step_function(step),
+                                                  message, scenario))
+        return failed
 
     def failed_steps(self) -> list[tuple[str, str, str]]:
         """(scenario, step, error message) for every failed step.

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import REPO, SpecRun
-from test_planted_contract_defects import EVENT_TIMEOUT_SECONDS, Case, Lab, Outcome, control_key
+from test_planted_contract_defects import EVENT_TIMEOUT_SECONDS, Case, Fails, Lab, Outcome, control_key
 from test_planted_contract_defects import test_a_planted_defect_fails_the_scenario_that_covers_it as check_case
 
 LIFECYCLE = "features/accounts/lifecycle.feature"
@@ -39,82 +39,59 @@ PLANS = "features/plans/plans_and_permissions.feature"
 PRESSURE = "features/authentication/under_pressure.feature"
 
 
-SIGNING_IN = "Signing in on her"
-SIGNING_OUT = "Signing out"
-REFRESH = "refreshes its session and keeps working|used a second time"
-STORE_OUTAGE = "fail closed while the identity store is out of reach"
-
 CASES = [
-    Case("LIFE-01", "email-taken-signs-in", LIFECYCLE, "address already taken", {
-        f"Signing up again with an address already taken is refused: {spelling}": (
-            "the sign-up is refused because the address is taken",
-            "the second sign-up was answered HTTP 201")
-        for spelling in ("exactly as she wrote it", "in capital letters")}),
-    Case("LIFE-02", "login-records-laptop", LIFECYCLE, SIGNING_IN, {
-        f"Signing in on her {device} gives Alice a session for that device": (
-            "the service records a session for each of Alice's devices", "as 'laptop_browser'; expected")
-        for device in ("phone", "tablet", "desktop app")}),
-    Case("LIFE-03", "refresh-not-rotated", LIFECYCLE, REFRESH, {
-        "Alice's phone refreshes its session and keeps working": (
-            "Alice's phone can refresh its session again with the new refresh token", "answered HTTP 401"),
-        "A refresh token used a second time is refused and ends that session": (
-            "the refresh is refused", "the reused refresh token was answered HTTP 200")}),
-    Case("LIFE-03", "reuse-not-announced", LIFECYCLE, REFRESH, {
-        "A refresh token used a second time is refused and ends that session": (
-            'Alice\'s phone is disconnected as "session revoked"', "expected to be disconnected with code 4009")}),
-    Case("LIFE-04", "revocation-not-announced", LIFECYCLE, SIGNING_OUT, {
-        "Signing out on the laptop ends the laptop's session, and only that one": (
-            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009"),
-        "Signing out reaches the laptop's socket on every instance": (
-            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009")},
+    Case("LIFE-01", "email-taken-signs-in", LIFECYCLE, [
+        Fails("sign_up_refused", "the second sign-up was answered HTTP 201", row=spelling)
+        for spelling in ("exactly as she wrote it", "in capital letters")]),
+    Case("LIFE-02", "login-records-laptop", LIFECYCLE, [
+        Fails("sessions_recorded", "as 'laptop_browser'; expected", row=device)
+        for device in ("phone", "tablet", "desktop app")]),
+    Case("LIFE-03", "refresh-not-rotated", LIFECYCLE, [
+        Fails("refreshes_again", "answered HTTP 401"),
+        Fails("refresh_refused", "the reused refresh token was answered HTTP 200")]),
+    Case("LIFE-03", "reuse-not-announced", LIFECYCLE, [
+        Fails("disconnected_as", "expected to be disconnected with code 4009")]),
+    Case("LIFE-04", "revocation-not-announced", LIFECYCLE, [
+        # The laptop's socket where she signs out, and on every instance.
+        Fails("disconnected_as", "expected to be disconnected with code 4009"),
+        Fails("disconnected_as", "expected to be disconnected with code 4009", tags="instances.two")],
         instances=2),
-    Case("LIFE-04", "revocation-local-only", LIFECYCLE, SIGNING_OUT, {
-        "Signing out reaches the laptop's socket on every instance": (
-            'Alice\'s laptop is disconnected as "session revoked"', "expected to be disconnected with code 4009")},
+    Case("LIFE-04", "revocation-local-only", LIFECYCLE, [
+        Fails("disconnected_as", "expected to be disconnected with code 4009", tags="instances.two")],
         instances=2),
-    Case("SESS-02", "agent-events-on-user-channel", DEVICES, "Three devices each run", {
-        "Three devices each run three agents at once, and each sees only its own runs": (
-            "each of Alice's devices receives the full answers of its own three runs and nothing else",
-            re.compile(r"received \d+ frame\(s\) of the run started on Alice's"))}),
-    Case("SESS-04", "session-thread-seen-by-user", DEVICES, "A thread kept to the laptop|A thread for all devices", {
-        "A thread kept to the laptop is not seen on the phone": (
-            "Alice's phone is told the thread does not exist", "Alice's phone should not see the thread")}),
-    Case("LIM-04", "connection-limit-of-free-plan", PLANS, "takes effect on the next connection|plan allows", {
-        "Upgrading to Pro takes effect on the next connection": (
-            # The check waits for one tab to go, then fences the others: the next evictions
-            # land either before (counted) or during the fence (a send refused with 4008).
-            "exactly 5 of Alice's tabs stay connected",
-            re.compile(r"3 of 6 tabs stay connected; expected exactly 5|closed the socket \(code 4008\)"))}),
-    Case("LIM-04", "rate-limit-of-free-plan", "features/limits/abuse.feature", "higher message rate", {
-        "A Pro customer's higher message rate is honoured": (
-            "Carol's last question is refused as \"rate_limited\" with a hint when to retry",
-            "asked 'Question number 31' and received the events error")}),
-    Case("AGENT-02", "role-not-checked", PLANS, "does not allow is refused", {
-        "A tool the role does not allow is refused and nothing runs: Enterprise member using data_export": (
-            "Alice is refused the tool because of her role",
-            "expected the tool to be refused because of the role; received {\"type\":\"agent_completed\"")}),
-    Case("AGENT-03", "usage-not-enforced", PLANS, "daily allowance", {
-        "The Trial plan's daily allowance of agent runs is enforced from the records": (
-            'Alice\'s last question is refused as "usage_limit_reached" with a hint when to retry',
-            'did not receive an error "usage_limit_reached"')}),
-    Case("AGENT-03", "run-recorded-as-default-agent", PLANS, "Every run is recorded", {
-        "Every run is recorded with who ran which agent and tool, where, and how it ended": (
-            "Alice's run is recorded as completed for her laptop, by the researcher with the tool web_search",
-            "its agent is 'assistant', expected 'researcher'")}),
-    Case("AUTH-08", "handshakes-share-a-connection", PRESSURE, "Fifty handshakes", {
-        "Fifty handshakes at the same moment each end as they should": (
-            "each of them is connected", re.compile(r"\d+ of 25 people could not connect; first: .*HTTP 503"))}),
+    Case("SESS-02", "agent-events-on-user-channel", DEVICES, [
+        Fails("own_runs_only", re.compile(r"received \d+ frame\(s\) of the run started on Alice's"))]),
+    Case("SESS-04", "session-thread-seen-by-user", DEVICES, [
+        Fails("told_thread_missing", "Alice's phone should not see the thread")]),
+    Case("LIM-04", "connection-limit-of-free-plan", PLANS, [
+        # The check waits for one tab to go, then fences the others: the next evictions
+        # land either before (counted) or during the fence (a send refused with 4008).
+        # Upgrading to Pro (6 tabs), and Enterprise's ten connections (11 tabs).
+        Fails("tabs_stay_connected",
+              re.compile(r"3 of 6 tabs stay connected; expected exactly 5|closed the socket \(code 4008\)")),
+        Fails("tabs_stay_connected",
+              re.compile(r"3 of 11 tabs stay connected; expected exactly 10|closed the socket \(code 4008\)"))]),
+    Case("LIM-04", "rate-limit-of-free-plan", "features/limits/abuse.feature", [
+        Fails("refused_past_limit", "31 of Carol's 61 questions (60 left of a limit of 60) were refused")]),
+    Case("AGENT-02", "role-not-checked", PLANS, [
+        Fails("refused_tool",
+              "expected the tool to be refused because of the role; received {\"type\":\"agent_completed\"",
+              row=("Enterprise", "member", "data_export"))]),
+    Case("AGENT-03", "usage-not-enforced", PLANS, [
+        Fails("refused_past_limit", "0 of Alice's 6 questions (5 left of a limit of 5) were refused")]),
+    Case("AGENT-03", "run-recorded-as-default-agent", PLANS, [
+        Fails("recorded_with_agent_and_tool", "its agent is 'assistant', expected 'researcher'")]),
+    Case("AUTH-08", "handshakes-share-a-connection", PRESSURE, [
+        # pressure_steps: connection_steps has a step function of the same name.
+        Fails("pressure_steps.each_connected", re.compile(r"\d+ of 25 people could not connect; first: .*HTTP 503"))]),
 ]
 
 # Run on the embedded default (see the module's docstring), each with its own control.
 EMBEDDED_CASES = [
-    Case("AUTH-09", "fail-open-when-store-out", PRESSURE, STORE_OUTAGE, {
-        "Handshakes fail closed while the identity store is out of reach, and recover without a restart": (
-            "Alice's handshakes are refused with HTTP 503, never accepted", "was accepted")}),
-    Case("AUTH-09", "breaker-never-opens", PRESSURE, STORE_OUTAGE, {
-        "Handshakes fail closed while the identity store is out of reach, and recover without a restart": (
-            "after repeated failures the service stops trying the identity store for a while",
-            "breaker as 'closed'; expected 'open'")}),
+    Case("AUTH-09", "fail-open-when-store-out", PRESSURE, [
+        Fails("refused_while_down", "was accepted")]),
+    Case("AUTH-09", "breaker-never-opens", PRESSURE, [
+        Fails("breaker_open", "breaker as 'closed'; expected 'open'")]),
 ]
 
 # behave in embedded mode, with the embedded launcher starting the planted program: argv is
@@ -153,15 +130,14 @@ class LifecycleLab(Lab):
     defects_module = "tests.planted.lifecycle_defects"
 
     def __init__(self, cases: list[Case], embedded_cases: list[Case], workdir: Path):
-        self.embedded_controls: dict[str, Future[Outcome]] = {}
+        self.embedded_controls: dict[tuple[str, str], Future[Outcome]] = {}
         super().__init__(cases, workdir)
         try:
-            for key in sorted({case.names for case in embedded_cases}):
-                feature = next(case.feature for case in embedded_cases if case.names == key)
-                self.embedded_controls[key] = self.pool.submit(self.run_embedded, "none", feature, "-n", key)
+            for key in sorted({(case.feature, case.selection) for case in embedded_cases}):
+                self.embedded_controls[key] = self.pool.submit(self.run_embedded, "none", key[0], "--tags", key[1])
             for case in embedded_cases:
                 self.planted[str(case)] = self.pool.submit(self.run_embedded, case.defect, case.feature,
-                                                           "-n", case.names)
+                                                           "--tags", case.selection)
         except BaseException:
             self.close()
             raise
@@ -196,6 +172,6 @@ def params(cases: list[Case]) -> list:
 def test_a_planted_lifecycle_defect_fails_the_scenario_that_covers_it(case, lab):
     if case in EMBEDDED_CASES:
         # Its own control (the embedded default, unpatched), under the key the check looks up.
-        lab = SimpleNamespace(controls={control_key(case): lab.embedded_controls[case.names]},
+        lab = SimpleNamespace(controls={control_key(case): lab.embedded_controls[(case.feature, case.selection)]},
                               planted=lab.planted)
     check_case(case, lab)
