@@ -126,6 +126,9 @@ class ChatConnection(Connection):
 
     async def thread_create(self, message: ClientMessage) -> None:
         title, scope = message.payload["title"].strip(), message.payload["scope"]
+        if "\x00" in title:  # PostgreSQL text holds no NUL: refused here, not a database error (1011)
+            raise ProtocolError("invalid_message", '"title" holds a NUL character; expected plain text', message.id,
+                                field="title")
         if scope not in SCOPES:
             raise ProtocolError("invalid_message", '"scope" must be "session" or "user"', message.id, field="scope")
         thread_id = await db.create_thread(
@@ -150,6 +153,9 @@ class ChatConnection(Connection):
     async def thread_post(self, message: ClientMessage) -> None:
         thread = await self.visible_thread(message)
         text = message.payload["text"]
+        if "\x00" in text:
+            raise ProtocolError("invalid_message", '"text" holds a NUL character; expected plain text', message.id,
+                                field="text")
         await db.add_thread_message(self.state.pool, thread["id"], self.identity.user_id, self.identity.session_id, text)
         audience = session_channel(thread["session_id"]) if thread["scope"] == "session" else self.channels[1]
         await self.state.fanout.publish(audience, frame("thread_message", message.id,

@@ -138,6 +138,11 @@ class Connection:
                 log.exception("connection %s: handling a frame failed; closing the socket with %d", self.id,
                               CLOSE_INTERNAL_ERROR)
                 self.close(CLOSE_INTERNAL_ERROR, "internal error")
+            if self.outbox.qsize() >= OUTBOX_LIMIT // 2:
+                # Frames that arrived together are read without a pause; give the writer its turn,
+                # or a client that reads its answers (say 500 pipelined pings) would be closed as one
+                # that does not (1013).
+                await asyncio.sleep(0)
 
     async def on_text(self, text: str) -> None:
         raise NotImplementedError
