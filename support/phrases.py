@@ -418,8 +418,63 @@ def parse_signs(text: str) -> str:
     return text
 
 
+# The attack catalogue's names (support/attacks.py, support/message_abuse.py, support/raw_frames.py).
+from .attacks import FORGED_TOKENS, HANDSHAKE_SHAPES, ORIGINS  # noqa: E402 - the vocabulary of AUTH-10/11, LIM-03
+from .message_abuse import MESSAGE_ABUSES, ORDINARY_ANSWERS  # noqa: E402 - the vocabulary of LIM-05
+from .raw_frames import BREACHES  # noqa: E402 - the vocabulary of LIM-06
+
+
+@_phrase_type(_alternatives(FORGED_TOKENS), f"a forged token of the catalogue ({len(FORGED_TOKENS)} kinds, "
+              "support/attacks.py FORGED_TOKENS)", 'a token that names the algorithm "none"')
+def parse_forged_token(text: str) -> str:
+    return text
+
+
+@_phrase_type(_alternatives(HANDSHAKE_SHAPES), f"a handshake of an odd shape ({len(HANDSHAKE_SHAPES)} kinds, "
+              "support/attacks.py HANDSHAKE_SHAPES)", "a second credential for someone else")
+def parse_handshake_shape(text: str) -> str:
+    return text
+
+
+@_phrase_type(_alternatives(ORIGINS), f"a look-alike of the product's own origin: {_listed(ORIGINS)}",
+              "a suffix look-alike")
+def parse_look_alike(text: str) -> str:
+    return text
+
+
+@_phrase_type(_alternatives(MESSAGE_ABUSES), f"a message that abuses the parser: {_listed(MESSAGE_ABUSES)}",
+              "3,000 nested arrays")
+def parse_abuse(text: str) -> str:
+    return text
+
+
+@_phrase_type(rf"{_alternatives(ORDINARY_ANSWERS)}|[a-z_]+",
+              f"an error code of the contract (invalid_json), or {_listed(ORDINARY_ANSWERS)}", "invalid_json, a pong")
+def parse_abuse_answer(text: str) -> str:
+    return text
+
+
+@_phrase_type(_alternatives(BREACHES), f"a frame sequence of the protocol catalogue ({len(BREACHES)} cases, "
+              "support/raw_frames.py BREACHES)", "a ping with 126 bytes of payload")
+def parse_protocol_case(text: str) -> str:
+    return text
+
+
+@_phrase_type(r"\d{1,2}\.x", "an Autobahn|TestSuite case group, like 5.x", "2.x, 5.x")
+def parse_autobahn(text: str) -> str:
+    return text
+
+
+@_phrase_type(r"\d{4}", "a WebSocket close code, four digits", "1002")
+def parse_close_code(text: str) -> int:
+    return int(text)
+
+
 # Every phrase type a step sentence may use, by the name it has in braces.
 PHRASE_TYPES: dict[str, Callable] = {
+    "ForgedToken": parse_forged_token, "HandshakeShape": parse_handshake_shape, "LookAlike": parse_look_alike,
+    "Abuse": parse_abuse, "AbuseAnswer": parse_abuse_answer, "ProtocolCase": parse_protocol_case,
+    "Autobahn": parse_autobahn, "CloseCode": parse_close_code,
     "Name": parse_name, "Names": parse_names, "Pronoun": parse_pronoun,
     "Device": parse_device, "Devices": parse_devices, "DeviceName": parse_device_name,
     "DeviceNames": parse_device_names, "Count": parse_count, "Token": parse_token, "Statuses": parse_statuses,
