@@ -409,6 +409,132 @@ def plant_secret_as_jwk() -> None:
     app.security_document = leaky
 
 
+# -- the attack catalogue's defects (tests/test_planted_attack_defects.py) --------------------
+
+@defect("alg-none-accepted")
+def plant_alg_none_accepted() -> None:
+    """AUTH-11: a token whose header names the algorithm none (in any case) is taken unsigned."""
+    import jwt
+
+    verify = original(tokens, "verify_access_token")
+
+    @functools.wraps(verify)
+    def trusting(config, token):
+        try:
+            alg = str(jwt.get_unverified_header(token).get("alg", ""))
+        except jwt.PyJWTError:
+            alg = ""
+        if alg.lower() == "none":
+            claims = jwt.decode(token, options={"verify_signature": False})
+            return tokens.Grant(tokens.Identity(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])), int(claims["exp"]))
+        return verify(config, token)
+
+    tokens.verify_access_token = trusting
+    auth.verify_access_token = trusting
+
+
+@defect("key-url-fetched")
+def plant_key_url_fetched() -> None:
+    """AUTH-11: the key URL a token names (jku, x5u) is fetched before the token is refused."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import jwt
+
+    verify_live = original(auth, "verify_live_token")
+
+    @functools.wraps(verify_live)
+    async def fetching(config, store, token):
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            header = {}
+        for name in ("jku", "x5u"):
+            if isinstance(header.get(name), str):
+                parts = urlsplit(header[name])
+                try:
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 1)
+                    writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+                    await writer.drain()
+                    await asyncio.wait_for(reader.read(1024), 1)
+                    writer.close()
+                except (OSError, asyncio.TimeoutError, ValueError):
+                    pass
+        return await verify_live(config, store, token)
+
+    auth.verify_live_token = fetching
+
+
+@defect("exp-not-required")
+def plant_exp_not_required() -> None:
+    """AUTH-11: `exp` is dropped from the required claims, so a token without an expiry never expires."""
+    required = original(tokens, "REQUIRED_CLAIMS")
+    if "exp" not in required:
+        raise PatchPointMissing("tokens.REQUIRED_CLAIMS no longer holds 'exp'")
+    tokens.REQUIRED_CLAIMS = [claim for claim in required if claim != "exp"]
+    # The grant's expiry then reads the claim leniently (none: the socket never expires).
+    import jwt
+
+    def decode_lenient(config, token):
+        try:
+            claims = jwt.decode(token, config.jwt_secret, algorithms=tokens.ALGORITHMS, audience=config.jwt_audience,
+                                issuer=config.jwt_issuer, options={"require": tokens.REQUIRED_CLAIMS})
+            exp = claims.get("exp")
+            return tokens.Grant(tokens.Identity(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])),
+                                int(exp) if exp is not None else None)
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+            return None
+
+    tokens.verify_access_token = decode_lenient
+    auth.verify_access_token = decode_lenient
+
+
+@defect("first-credential-wins")
+def plant_first_credential_wins() -> None:
+    """AUTH-10: of several credentials in one handshake the first is taken; the rest are ignored."""
+    credentials = original(auth, "handshake_credentials")
+
+    @functools.wraps(credentials)
+    def first_only(conn):
+        return credentials(conn)[:1]
+
+    auth.handshake_credentials = first_only
+
+
+@defect("ungoverned-after-surrogate")
+def plant_ungoverned_after_surrogate() -> None:
+    """LIM-05: after a frame with a lone surrogate escape, the socket's close() does nothing: no
+    expiry, sign-out or connection limit closes it any more."""
+    on_text = original(chat.ChatConnection, "on_text")
+
+    @functools.wraps(on_text)
+    async def forgetting(self, text):
+        await on_text(self, text)
+        if messages.SURROGATE_ESCAPE.search(text):
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self.close = lambda code, reason: None
+            self.arm_expiry = lambda: None
+
+    chat.ChatConnection.on_text = forgetting
+
+
+@defect("reserved-bits-ignored")
+def plant_reserved_bits_ignored() -> None:
+    """LIM-06: frames with reserved bits set (and no extension that defines them) are taken as if clear."""
+    import dataclasses
+
+    from websockets import frames
+
+    check = original(frames.Frame, "check")
+
+    @functools.wraps(check)
+    def ignoring(self):
+        return check(dataclasses.replace(self, rsv1=False, rsv2=False, rsv3=False))
+
+    frames.Frame.check = ignoring
+
+
 # -- the command line -------------------------------------------------------------------------
 
 def describe(name: str) -> str:
