@@ -1,6 +1,9 @@
 """Every check of the specification can fail: each test plants one defect in a tiny broken
 server (tests/planted/server.py) and watches the scenario that covers it fail, for the
 right reason. The control run against the same server without a defect passes.
+
+Scenarios are named by requirement (their @req tag) and example row, and a check by its step
+function (steps/*.py), never by a title or a sentence, so rewording a feature breaks nothing.
 """
 
 from conftest import run_spec
@@ -16,42 +19,43 @@ def test_the_control_server_passes_the_scenarios_used_below(planted_server, tmp_
     assert run.returncode == 0, run.output
     golden = run_spec(*GOLDEN_PATH, env=server.target, tmp_path=tmp_path)
     # Without a database the record check cannot run; every step before it must pass.
-    assert [step for _, step, _ in golden.failed_steps()] == [
-        "Alice's run is recorded as completed for her laptop"], golden.output
+    assert [(failed.requirements, failed.check) for failed in golden.failed_checks()] == [
+        (("AGENT-01",), "agent_steps.run_recorded")], golden.output
 
 
 def test_a_leak_to_another_user_fails_the_isolation_scenarios(planted_server, tmp_path):
     server = planted_server("leak")
     run = run_spec(*ISOLATION, env=server.target, tmp_path=tmp_path)
     assert run.returncode != 0
-    failures = {scenario: message for scenario, _, message in run.failed_steps()}
-    two_users = failures["Bob sees nothing of Alice's conversation"]
+    failures = {requirement: failed.message for failed in run.failed_checks() for requirement in failed.requirements}
+    two_users = failures["ISO-01"]
     assert "isolation broken: Bob's phone received Alice's laptop's private data" in two_users
     assert '"type": "agent_' in two_users, "the message must show the offending frame"
-    assert "Five people asking at the same time each hear only their own answers" in failures
+    assert "ISO-02" in failures, "five people asking at the same time: no scenario of ISO-02 failed"
 
 
 def test_a_missing_agent_event_fails_the_golden_path(planted_server, tmp_path):
     server = planted_server("drop-event")
     run = run_spec(*GOLDEN_PATH, env=server.target, tmp_path=tmp_path)
-    failed = run.failed_steps()
-    assert failed and failed[0][1] == "Alice receives these events for her question, in this order:", run.output
+    failed = run.failed_checks()
+    assert failed and failed[0].check == "agent_steps.events_in_order", run.output
     assert ("received the events agent_started, agent_thinking, tool_executing, agent_completed; "
-            "expected agent_started, agent_thinking, tool_executing, tool_completed, agent_completed") in failed[0][2]
+            "expected agent_started, agent_thinking, tool_executing, tool_completed, agent_completed") in failed[0].message
 
 
 def test_accepting_a_bad_token_fails_the_authentication_scenarios(planted_server, tmp_path):
     server = planted_server("accept-any-token")
     run = run_spec(*HANDSHAKE, env=server.target, tmp_path=tmp_path)
-    failed = {scenario for scenario, _, _ in run.failed_steps()}
+    failed = {check.scenario for check in run.failed_checks()}
     for kind in ("a tampered token", "a token signed with the wrong key", "a token from the wrong issuer",
                  "a token for the wrong audience", "a token for an unknown user"):
-        assert any(name.startswith(f"An invalid token is refused at the handshake: {kind}") for name in failed), \
-            f"{kind} was accepted but no scenario failed: {sorted(failed)}"
-    assert "An expired token is refused at the handshake" in failed
+        assert run.scenario_by_row("AUTH-04", kind) in failed, \
+            f"{kind} was accepted but no scenario failed: {[(s.requirements, s.row) for s in failed]}"
+    # The expired token of the handshake (AUTH-05's other scenario is in token_lifetime.feature).
+    assert any("AUTH-05" in scenario.requirements for scenario in failed)
     # A token-less handshake is still refused by this server, so that scenario still passes.
-    assert "A handshake without a token is refused before any socket opens" not in failed
-    messages = " ".join(message for _, _, message in run.failed_steps())
+    assert not any("AUTH-03" in scenario.requirements for scenario in failed)
+    messages = " ".join(check.message for check in run.failed_checks())
     assert "was accepted" in messages and "expected an HTTP 401 or 403 refusal" in messages
 
 
