@@ -10,8 +10,9 @@ export default defineConfig({
   output: env.REPORT_OUTPUT ?? "./allure-report",
   // One line per build: the History tab of each scenario and the trend charts read it.
   historyPath: env.REPORT_HISTORY ?? "./allure-history.jsonl",
-  // The requirement coverage table, shown under "Global Attachments" on the home page.
-  globalAttachments: env.REPORT_COVERAGE ? [env.REPORT_COVERAGE] : [],
+  // The requirement coverage table and the isolation coverage by operation, shown under
+  // "Global Attachments" on the home page.
+  globalAttachments: [env.REPORT_COVERAGE, env.REPORT_ISOLATION].filter(Boolean),
   // Noise for a product owner: the requirement and area are already labels of their own.
   hideLabels: ["framework", "language", "tag"],
   categories: [

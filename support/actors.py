@@ -71,6 +71,9 @@ class Device:
     silent_client = Remembered("When Alice's laptop connects and then stops answering heartbeats",
                                "a device that stopped answering heartbeats")
     open_before = Remembered("When Alice's laptop disconnects", "a disconnect")
+    kept_thread = Remembered("Given each of their devices has a thread of its own, and each of them one for all "
+                             "their devices", "a thread kept to the device")
+    tools_socket: RecordedConnection | None = None  # the device's /ws/mcp socket beside its envelope one
     last_sent: int = 0  # transcript index of the last message a step sent, where its answer is looked for
 
     def open_connection(self) -> RecordedConnection:
@@ -153,6 +156,10 @@ class Actor:
     thread_answers = Remembered("When Bob tries to read Alice's thread", "an attempt on someone else's thread")
     http_answer = Remembered("When someone signs up again with Alice's e-mail address written in capital letters",
                              "an HTTP request whose answer is checked")
+    shared_thread = Remembered("Given each of their devices has a thread of its own, and each of them one for all "
+                               "their devices", "a thread for all of the person's devices")
+    replayed = Remembered('When Bob replays Alice\'s "threadRead" naming her thread kept to her laptop',
+                          "a replayed request")
 
     @property
     def party(self) -> Party:

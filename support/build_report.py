@@ -7,7 +7,10 @@ Runs Allure 3 (pinned in package.json, installed with ``npm ci`` the first time)
 ``allurerc.mjs``, and writes ``allure-report/index.html``, which opens from disk with no
 server. Next to it, the requirement coverage table as ``requirement-coverage.html`` (one
 anchor per requirement: ``requirement-coverage.html#ISO-01``), ``.csv`` and ``.json``. The
-same table is embedded in the report, under "Global Attachments" on its home page. Each
+same table is embedded in the report, under "Global Attachments" on its home page, beside
+the isolation coverage by operation (ISO-08: every operation of the contract, and whether the
+run performed it while others listened), also written as ``isolation-coverage.html`` and
+``.csv``; an operation the run never exercised that way is listed as not covered. Each
 build appends one line to the history file, which the report's History tabs and trend
 charts read.
 """
@@ -27,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .operations import coverage_csv, coverage_html, coverage_rows
 from .report_coverage import Coverage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,8 +132,11 @@ def build(results: Path, output: Path, history: Path) -> BuiltReport:
     with tempfile.TemporaryDirectory(prefix="report-") as staging:
         table = Path(staging) / "requirement-coverage.csv"
         table.write_text(coverage.to_csv(), encoding="utf-8")
+        isolation_summary, isolation = coverage_rows(results)
+        operations = Path(staging) / "isolation-coverage.csv"
+        operations.write_text(coverage_csv(isolation), encoding="utf-8")
         environment = {**os.environ, "REPORT_OUTPUT": str(output), "REPORT_HISTORY": str(history),
-                       "REPORT_COVERAGE": str(table)}
+                       "REPORT_COVERAGE": str(table), "REPORT_ISOLATION": str(operations)}
         completed = subprocess.run([str(allure), "generate", str(results), "--config", str(CONFIG)],
                                    cwd=REPO, env=environment, capture_output=True, text=True)
     index = output / "index.html"
@@ -137,6 +144,8 @@ def build(results: Path, output: Path, history: Path) -> BuiltReport:
         raise BuildError(f"allure generate failed ({completed.returncode}):\n{completed.stdout}{completed.stderr}")
     strip_analytics(index)
     coverage.write(output)
+    (output / "isolation-coverage.html").write_text(coverage_html(isolation_summary, isolation), encoding="utf-8")
+    (output / "isolation-coverage.csv").write_text(coverage_csv(isolation), encoding="utf-8")
     _point_manifest_at_the_table(output)
     return BuiltReport(index, coverage, time.monotonic() - started)
 
@@ -148,8 +157,8 @@ def _point_manifest_at_the_table(output: Path) -> None:
         return
     entries = json.loads(manifest.read_text(encoding="utf-8"))
     for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("name") == "requirement-coverage.csv":
-            entry["path"] = "requirement-coverage.csv"
+        if isinstance(entry, dict) and entry.get("name") in ("requirement-coverage.csv", "isolation-coverage.csv"):
+            entry["path"] = entry["name"]
     manifest.write_text(json.dumps(entries), encoding="utf-8")
 
 
@@ -168,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[report] {error}", file=sys.stderr)
         return 2
     print(f"[report] {report.coverage.headline()}")
+    print(f"[report] isolation coverage by operation: {coverage_rows(arguments.results)[0]}")
     print(f"[report] built in {report.seconds:.1f} s: {report.index} (open it from disk; the coverage "
           f"table is also in {report.index.parent / 'requirement-coverage.html'})")
     return 0

@@ -19,6 +19,7 @@ from .instances import Instance
 from .launcher import EmbeddedServices, say
 from .leaks import LeakDetector
 from .loop import HarnessLoop
+from .operations import Inventory, IsolationCoverage
 from .redaction import Redactor, describe_token, jwt_claims_unverified
 from .report import RequirementLabeller, attach_text
 from .settings import Settings
@@ -49,6 +50,7 @@ class ScenarioWorld:
     connection_limit = Remembered("Given Alice may keep at most 3 connections open", "the connection limit")
     rate_limit = Remembered("Given Alice may send at most 30 messages a minute", "the message rate")
     planted = Remembered("When a copy of Alice's answer is slipped into Bob's phone event channel", "a planted leak")
+    scenario_name = "a scenario"  # behave's title, for the isolation coverage notes
 
     def __init__(self, harness: "Harness", instances: list[Instance]):
         self.harness = harness
@@ -95,6 +97,8 @@ class Harness:
         self.contract = ContractValidator.load() if settings.frame_check else None
         self.run_tag = secrets.token_hex(3)
         self.catalogue = RequirementCatalogue.load()
+        # Which operations of the contract ran under observation (ISO-08), for the report.
+        self.isolation = IsolationCoverage(Inventory.load())
         self.instances: list[Instance] = []
         self.tokens: TokenFactory | None = None
         self.database: DatabaseProbe | None = None
@@ -181,7 +185,9 @@ class Harness:
             say(f"skipped {scenario.name!r}: {reason}")
             scenario.skip(reason=reason)
             return None
-        return ScenarioWorld(self, instances)
+        world = ScenarioWorld(self, instances)
+        world.scenario_name = scenario.name
+        return world
 
     def finish_scenario(self, world: ScenarioWorld, scenario_failed: bool) -> None:
         """Final isolation sweep, transcripts to the report, every socket closed.
@@ -203,8 +209,10 @@ class Harness:
             if world.frame_check is not None:
                 world.frame_check.raise_if_violated()
         except AssertionError as violation:
+            self.isolation.settle(passed=False)
             self.labeller.fail_current_scenario(str(violation))
             raise
+        self.isolation.settle(passed=not scenario_failed and sweep_error is None)
         if sweep_error is not None and not scenario_failed:
             message = f"the final isolation sweep could not drain every socket: {sweep_error}"
             self.labeller.fail_current_scenario(message)

@@ -418,6 +418,26 @@ def parse_signs(text: str) -> str:
     return text
 
 
+# The operations of the contract by the names its documents give them (support/operations.py),
+# and what of someone's a replayed request names (support/replay.py).
+from .operations import Inventory as _Inventory  # noqa: E402 - the vocabulary of ISO-08
+
+OPERATIONS = tuple(_Inventory.load().ids())
+REPLAYED_THINGS = ("thread kept to the laptop", "thread for all devices", "user id", "laptop's token")
+
+
+@_phrase_type(_alternatives(OPERATIONS), "an operation of the contract, as docs/asyncapi.yaml and docs/openapi.yaml "
+              "name it (threadRead, rpcToolsCall, refresh ...)", "threadList, refresh")
+def parse_operation(text: str) -> str:
+    return text
+
+
+@_phrase_type(_alternatives(REPLAYED_THINGS), f"what a replayed request names: {_listed(REPLAYED_THINGS)}",
+              "thread kept to the laptop")
+def parse_replayed(text: str) -> str:
+    return text
+
+
 # The attack catalogue's names (support/attacks.py, support/message_abuse.py, support/raw_frames.py).
 from .attacks import FORGED_TOKENS, HANDSHAKE_SHAPES, ORIGINS  # noqa: E402 - the vocabulary of AUTH-10/11, LIM-03
 from .message_abuse import MESSAGE_ABUSES, ORDINARY_ANSWERS  # noqa: E402 - the vocabulary of LIM-05
@@ -472,6 +492,7 @@ def parse_close_code(text: str) -> int:
 
 # Every phrase type a step sentence may use, by the name it has in braces.
 PHRASE_TYPES: dict[str, Callable] = {
+    "ContractOperation": parse_operation, "Replayed": parse_replayed,
     "ForgedToken": parse_forged_token, "HandshakeShape": parse_handshake_shape, "LookAlike": parse_look_alike,
     "Abuse": parse_abuse, "AbuseAnswer": parse_abuse_answer, "ProtocolCase": parse_protocol_case,
     "Autobahn": parse_autobahn, "CloseCode": parse_close_code,

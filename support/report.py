@@ -139,6 +139,10 @@ def run_environment(harness, coverage=None) -> dict[str, str]:
     if coverage is not None:
         # The whole table is under "Global Attachments" on the report's home page.
         environment["Requirements"] = coverage.short_summary()
+    isolation = getattr(harness, "isolation", None)
+    if isolation is not None:
+        # Per operation of the contract, whether it ran under observation (ISO-08).
+        environment["Isolation coverage by operation"] = isolation.summary()
     environment["Suite runtime"] = f"Python {platform.python_version()}, behave {_behave_version()}"
     if harness is not None:
         environment = {key: harness.redactor.redact(value) for key, value in environment.items()}
@@ -168,8 +172,12 @@ def finish_run(runner, harness) -> None:
         directory = allure_results_directory(runner)
         if directory is not None:
             write_environment(directory, run_environment(harness, coverage))
+            if getattr(harness, "isolation", None) is not None:
+                harness.isolation.write(directory)
         for line in coverage.summary_lines():
             say(line)
+        if getattr(harness, "isolation", None) is not None:
+            say(f"isolation coverage by operation: {harness.isolation.summary()}")
         contract = getattr(harness, "contract", None)
         if contract is not None:
             say(f"frames checked against {contract.source}: {contract.summary()}")

@@ -18,6 +18,7 @@ from behave.parser import parse_file
 from conftest import REPO, run_spec
 from support.build_report import BuildError, build, embedded_files
 from support.catalogue import RequirementCatalogue, requirement_ids
+from support.operations import Inventory
 from support.report_coverage import scenarios_on_disk
 
 pytestmark = pytest.mark.skipif(shutil.which("npm") is None and not (REPO / "node_modules").exists(),
@@ -74,6 +75,13 @@ def test_a_failing_run_becomes_a_report_that_explains_the_failure(planted_server
     assert all(requirement.id in table_in_report for requirement in catalogue)
     shown = {row["Requirement"].split(":")[0]: row["Status"] for row in csv.DictReader(io.StringIO(table_in_report))}
     assert shown == status
+
+    # Beside it, isolation coverage by operation (ISO-08): every operation of the contract, and this
+    # run (which leaves out features/isolation/every_operation.feature) exercised none of them.
+    assert {"isolation-coverage.html", "isolation-coverage.csv"} <= names
+    (operations_in_report,) = [data.decode() for data in files.values() if data.startswith(b"Status,Operation,")]
+    operations = {row["Operation"]: row["Status"] for row in csv.DictReader(io.StringIO(operations_in_report))}
+    assert list(operations) == Inventory.load().ids() and set(operations.values()) == {"not covered"}
 
     # The failed scenario: its requirement, business value, severity, and the evidence.
     results = {result["name"]: result for result in embedded_json(files, "data/test-results/")}
