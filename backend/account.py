@@ -52,11 +52,7 @@ async def refresh(request: Request) -> JSONResponse:
         rotated = await db.rotate_refresh_token(state.pool, hashlib.sha256(token.encode()).hexdigest(), new_hash)
     except db.SpentRefreshToken as spent:
         log.warning("a used-up refresh token was presented again; revoked session %s", spent.session_id)
-        try:
-            await state.registry.revoke_session(spent.user_id, spent.session_id)
-        except (*fanout.UNAVAILABLE, redis.RedisError) as exc:
-            # Revoked all the same: its sockets fall at their next handshake or reauthentication.
-            log.warning("could not announce the revocation of session %s: %s", spent.session_id, exc)
+        await _announce_revocation(state, spent.user_id, spent.session_id)
         return _invalid_refresh_token()
     if rotated is None:
         return _invalid_refresh_token()
@@ -72,10 +68,21 @@ async def logout(request: Request) -> Response:
     user_id, session_id = grant.identity.user_id, grant.identity.session_id
     if not await db.revoke_session(state.pool, user_id, session_id):
         return _unauthorized()
-    # The database is the truth (handshakes and reauthentication ask it); this closes the
-    # session's open sockets. If Redis fails the client gets a 503 and may say it again.
-    await state.registry.revoke_session(user_id, session_id)
+    # The database is the truth (handshakes and reauthentication ask it); the announcement
+    # closes the session's open sockets on every instance.
+    await _announce_revocation(state, user_id, session_id)
     return Response(status_code=204)
+
+
+async def _announce_revocation(state, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Have every instance close the session's sockets; while Redis is out of reach, this
+    instance closes its own at once and the others hear of it when Redis is back (section 16)."""
+    try:
+        await state.registry.revoke_session(user_id, session_id)
+    except (*fanout.UNAVAILABLE, redis.RedisError) as exc:
+        log.warning("could not announce the revocation of session %s yet (%s); closing its sockets here and "
+                    "announcing it once Redis answers", session_id, type(exc).__name__)
+        state.registry.revoke_later(user_id, session_id)
 
 
 async def change_plan(request: Request) -> JSONResponse:

@@ -37,6 +37,9 @@ EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed",
 
 Reply = Callable[[dict[str, Any]], None]
 UNAVAILABLE = db.UNAVAILABLE + fanout.UNAVAILABLE
+# A run whose end could not be recorded (the database was out of reach) is recorded again
+# this often until the database answers: no run is left "running" (contract section 16).
+SETTLE_RETRY_SECONDS = 0.5
 
 
 class Ask(NamedTuple):
@@ -138,8 +141,30 @@ class Agent:
     async def _mark_failed(self, run_id: UUID, error: str) -> None:
         try:
             await db.finish_execution(self._pool, run_id, "failed", error)
+        except UNAVAILABLE as exc:
+            _log_failure(f"could not mark agent run {run_id} failed yet; retrying until the database answers", exc)
+            self._settle_later(run_id, error)
         except Exception as exc:
             _log_failure(f"could not mark agent run {run_id} failed", exc)
+
+    def _settle_later(self, run_id: UUID, error: str) -> None:
+        task = asyncio.create_task(self._settle(run_id, error), name=f"agent-settle-{run_id}")
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    async def _settle(self, run_id: UUID, error: str) -> None:
+        """Record the run failed as soon as the database answers again."""
+        while True:
+            await asyncio.sleep(SETTLE_RETRY_SECONDS)
+            try:
+                await db.finish_execution(self._pool, run_id, "failed", error)
+            except UNAVAILABLE:
+                continue
+            except Exception as exc:
+                _log_failure(f"could not mark agent run {run_id} failed", exc)
+                return
+            log.info("agent run %s recorded failed now that the database answers again", run_id)
+            return
 
 
 def _log_failure(what: str, exc: Exception) -> None:

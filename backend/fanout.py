@@ -16,6 +16,8 @@ from typing import Any
 from uuid import UUID
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .messages import encode
 
@@ -44,8 +46,10 @@ class Fanout:
     def __init__(self, redis_url: str):
         # A burst of more commands than the pool has connections waits for one (bounded),
         # rather than failing: redis-py's default pool raises at its 100th connection.
+        # A connection Redis dropped (an outage, a restart) fails its next command; that command is
+        # tried once more on a fresh connection, so the first commands after Redis is back succeed.
         pool = redis.BlockingConnectionPool.from_url(redis_url, decode_responses=True, max_connections=POOL_CONNECTIONS,
-                                                     timeout=POOL_WAIT_SECONDS)
+                                                     timeout=POOL_WAIT_SECONDS, retry=Retry(NoBackoff(), 1))
         self.redis = redis.Redis.from_pool(pool)
         self._pubsub = self.redis.pubsub()
         self._sinks: dict[str, set[Sink]] = {}

@@ -34,6 +34,8 @@ from .tokens import Identity
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
+# A revocation Redis could not carry is announced again this often until it goes out.
+ANNOUNCE_RETRY_SECONDS = 0.5
 STALE_SECONDS = 30
 REVOKED = -1  # the register script's answer when the session's revocation mark is set
 
@@ -124,6 +126,9 @@ class Registry:
         self._refresh = self._redis.register_script(REFRESH)
         self._local: dict[str, Entry] = {}
         self._refresher: asyncio.Task[None] | None = None
+        # Revocations not yet announced because Redis was out of reach: session -> user.
+        self._unannounced: dict[UUID, UUID] = {}
+        self._announcer: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> int:
@@ -134,9 +139,10 @@ class Registry:
         self._refresher = asyncio.create_task(self._refresh_forever(), name="registry-refresh")
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
+        tasks = [task for task in (self._refresher, self._announcer) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def register(self, connection_id: str, identity: Identity, limit: int, evict: Callable[[], None],
                        revoked: Callable[[], None]) -> None:
@@ -182,6 +188,29 @@ class Registry:
             pipe.set(revoked_key(session_id), 1, ex=self._revocation_seconds)
             pipe.publish(control_channel(user_id), json.dumps({"revoke": str(session_id)}))
             await pipe.execute()
+
+    def revoke_later(self, user_id: UUID, session_id: UUID) -> None:
+        """Redis could not carry a revocation: close the session's sockets here at once, and
+        announce it to every instance (and mark it for handshakes) as soon as Redis answers again.
+        """
+        announcement = json.dumps({"revoke": str(session_id)})
+        for entry in list(self._local.values()):
+            if entry.user_id == user_id:
+                entry.sink(announcement)
+        self._unannounced[session_id] = user_id
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.create_task(self._announce_unannounced(), name="registry-announce")
+
+    async def _announce_unannounced(self) -> None:
+        while self._unannounced:
+            await asyncio.sleep(ANNOUNCE_RETRY_SECONDS)
+            for session_id, user_id in list(self._unannounced.items()):
+                try:
+                    await self.revoke_session(user_id, session_id)
+                except (redis.RedisError, *UNAVAILABLE):
+                    break  # still out of reach: all of them wait for the next round
+                del self._unannounced[session_id]
+                log.info("announced the revocation of session %s now that Redis answers again", session_id)
 
     async def unregister(self, connection_id: str) -> None:
         entry = self._local.pop(connection_id, None)

@@ -3,7 +3,8 @@
 Refusals are HTTP responses to the upgrade request (contract section 4), never an accepted
 socket that is closed: 403 for a foreign origin, 401 without a valid token (or for a
 revoked session), 403 for another user's path, 503 when a dependency fails on the way or
-the identity store's circuit breaker is open (section 13).
+the identity store's circuit breaker is open (section 13), and 503 `at_capacity`, before any
+other check, when the instance already holds as many sockets as it takes (section 15).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ UNAUTHORIZED = {"error": "unauthorized", "message": "authentication required"}
 UNAVAILABLE = {"error": "unavailable", "message": "the service is temporarily unavailable; try again"}
 FORBIDDEN_ORIGIN = {"error": "forbidden_origin", "message": "this origin may not open a socket"}
 FORBIDDEN = {"error": "forbidden", "message": "the socket address names another user"}
+AT_CAPACITY = {"error": "at_capacity", "message": "this instance holds as many sockets as it takes; try again shortly"}
+# How soon a refused client may try again (Retry-After, seconds).
+AT_CAPACITY_RETRY_SECONDS = 1
 
 
 async def chat_endpoint(websocket: WebSocket) -> None:
@@ -40,6 +44,19 @@ async def mcp_endpoint(websocket: WebSocket) -> None:
 
 
 async def serve(websocket: WebSocket, kind: type[Connection]) -> None:
+    """One handshake and, if accepted, its socket, holding one of the instance's slots throughout."""
+    capacity = websocket.app.state.capacity
+    if not capacity.take():
+        await websocket.send_denial_response(JSONResponse(
+            AT_CAPACITY, status_code=503, headers={"Retry-After": str(AT_CAPACITY_RETRY_SECONDS)}))
+        return
+    try:
+        await _serve(websocket, kind)
+    finally:
+        capacity.give_back()
+
+
+async def _serve(websocket: WebSocket, kind: type[Connection]) -> None:
     state = websocket.app.state
     # First, and with nothing looked up: a page from another site learns nothing more.
     if not origin_allowed(websocket, state.config):
