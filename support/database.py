@@ -55,3 +55,12 @@ class DatabaseProbe:
     async def executions_of(self, user_id: str) -> list[asyncpg.Record]:
         return await self._fetch(
             "SELECT id::text AS id, request_id, status FROM agent_executions WHERE user_id = $1::uuid", user_id)
+
+    async def user_by_email(self, email: str) -> asyncpg.Record | None:
+        """The account registered with ``email`` (compared case-insensitively), or None."""
+        rows = await self._fetch("SELECT id::text AS id, email, plan FROM users WHERE lower(email) = lower($1)", email)
+        return rows[0] if rows else None
+
+    async def thread_messages(self, thread_id: str) -> list[asyncpg.Record]:
+        return await self._fetch(
+            "SELECT text, created_at FROM thread_messages WHERE thread_id::text = $1 ORDER BY created_at", thread_id)

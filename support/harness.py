@@ -23,6 +23,7 @@ from .operations import Inventory, IsolationCoverage
 from .redaction import Redactor, describe_token, jwt_claims_unverified
 from .report import RequirementLabeller, attach_text
 from .settings import Settings
+from .redis_proxy import RedisProxy
 from .store_proxy import StoreProxy
 from .tokens import TokenFactory
 from .world import Remembered
@@ -50,6 +51,8 @@ class ScenarioWorld:
     connection_limit = Remembered("Given Alice may keep at most 3 connections open", "the connection limit")
     rate_limit = Remembered("Given Alice may send at most 30 messages a minute", "the message rate")
     planted = Remembered("When a copy of Alice's answer is slipped into Bob's phone event channel", "a planted leak")
+    interrupted = Remembered("When the database becomes unreachable while Alice signs up",
+                             "an operation an outage cut short")
     scenario_name = "a scenario"  # behave's title, for the isolation coverage notes
 
     def __init__(self, harness: "Harness", instances: list[Instance]):
@@ -105,6 +108,7 @@ class Harness:
         self.fanout: ChannelRecorder | None = None
         self.labeller: RequirementLabeller | None = None
         self.store_proxy: StoreProxy | None = None
+        self.redis_proxy: RedisProxy | None = None
         self.controllable: Instance | None = None
 
     @classmethod
@@ -115,14 +119,14 @@ class Harness:
         services = None
         loop = HarnessLoop()
         try:
-            proxy = None
+            proxies = (None, None)
             if settings.embedded_backend:
                 services = EmbeddedServices()
-                settings, proxy = _start_embedded(services, settings, loop)
+                settings, proxies = _start_embedded(services, settings, loop)
             else:
                 say(f"target: {settings.target_url} (nothing started by this run)")
             harness = cls(settings, loop, services)
-            harness.store_proxy = proxy
+            harness.store_proxy, harness.redis_proxy = proxies
             harness.loop.run(harness._connect())
         except BaseException:
             loop.close()
@@ -139,8 +143,8 @@ class Harness:
         self.instances = [await Instance.discover(f"instance {number}", url, operator)
                           for number, url in enumerate(self.settings.target_urls, 1)]
         if self.store_proxy is not None:
-            # Not a target instance: only the scenarios that cut its database use it.
-            self.controllable = await Instance.discover("the instance behind a cuttable database link",
+            # Not a target instance: only the scenarios that cut its links, or fill it, use it.
+            self.controllable = await Instance.discover("the instance behind cuttable database and Redis links",
                                                         self.store_proxy.instance_url, operator)
         self.tokens = TokenFactory.for_target(self.settings, self.config_document)
         self.database = await DatabaseProbe.connect(self.settings.database_url)
@@ -152,6 +156,13 @@ class Harness:
             raise AssertionError("this scenario cuts the service's database link, which only the embedded default "
                                  "can do (tag it @identity_store.controllable)")
         return self.store_proxy
+
+    def cuttable_redis(self) -> RedisProxy:
+        """The proxy in front of the Redis of the instance whose links the suite may cut."""
+        if self.redis_proxy is None:
+            raise AssertionError("this scenario cuts the service's Redis link, which only the embedded default "
+                                 "can do (tag it @redis.controllable)")
+        return self.redis_proxy
 
     @staticmethod
     def clock() -> float:
@@ -175,10 +186,13 @@ class Harness:
             raise AssertionError(f"scenario {scenario.name!r} names requirements missing from "
                                  f"features/catalogue.toml: {', '.join(unknown)}")
         tags = [str(t) for t in scenario.effective_tags]
-        if "identity_store.controllable" in tags:
-            instances = [self.controllable] if self.controllable else []
-            reason = None if instances else ("it cuts the service's database link, which only the embedded "
-                                              "default can do; the target is external")
+        needs = [CONTROLLABLE_TAGS[tag] for tag in tags if tag in CONTROLLABLE_TAGS]
+        if needs:
+            # The controllable instance first (the scenario's own), then the others of its mode.
+            instances = [self.controllable, *(i for i in self.instances if i.mode == self.controllable.mode)] \
+                if self.controllable else []
+            reason = None if instances else (f"it {needs[0]}, which only the embedded default can do; "
+                                              "the target is external")
         else:
             instances, reason = choose_instances(self.instances, tags)
         if reason:
@@ -195,6 +209,7 @@ class Harness:
         Raises IsolationViolation if any socket saw another party's data after the last step.
         """
         cast = world.cast
+        self._restore_links()
         sweep_error = None
         try:
             self.loop.run(cast.fence_all(self.settings.backstop_seconds),
@@ -217,6 +232,12 @@ class Harness:
             message = f"the final isolation sweep could not drain every socket: {sweep_error}"
             self.labeller.fail_current_scenario(message)
             raise AssertionError(message)
+
+    def _restore_links(self) -> None:
+        """A scenario that failed during its outage left a link cut: the next one finds it whole."""
+        for link in (self.store_proxy, self.redis_proxy):
+            if link is not None and link.cut_off:
+                link.restore()
 
     def _attach_evidence(self, world: ScenarioWorld) -> None:
         redact = self.redactor.redact
@@ -252,14 +273,16 @@ class Harness:
 
     async def _disconnect(self) -> None:
         instances = self.instances + ([self.controllable] if self.controllable else [])
-        for closable in (self.fanout, self.database, *(i.api for i in instances), self.store_proxy):
+        for closable in (self.fanout, self.database, *(i.api for i in instances), self.store_proxy,
+                         self.redis_proxy):
             if closable is not None:
                 await closable.close()
 
 
 # The embedded deployment: two development instances with short timers, so time-based
 # scenarios take seconds, one production instance with the production defaults, and one
-# development instance whose database connection runs through a proxy the suite can cut.
+# development instance whose database and Redis connections run through proxies the suite
+# can cut, and which takes few sockets, so that it can be filled.
 _SHORT_TIMERS = {"BACKEND_MODE": "development", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
                  "HEARTBEAT_TIMEOUT_SECONDS": "1", "HANDSHAKE_TIMEOUT_SECONDS": "1",
                  "IDENTITY_STORE_COOLDOWN_SECONDS": "1",
@@ -269,15 +292,23 @@ EMBEDDED_INSTANCES = {
     "development-1": _SHORT_TIMERS,
     "production": {"BACKEND_MODE": "production"},
     "development-2": _SHORT_TIMERS,
-    "store-outage": _SHORT_TIMERS,
+    "store-outage": {**_SHORT_TIMERS, "MAX_SOCKETS_PER_INSTANCE": "5"},
 }
 CONTROLLABLE = "store-outage"
+# The tags of scenarios that run on the controllable instance -> what they do with it.
+CONTROLLABLE_TAGS = {
+    "identity_store.controllable": "cuts the service's database link",
+    "redis.controllable": "cuts the service's Redis link",
+    "capacity.small": "fills an instance to its capacity",
+}
 
 
-def _start_embedded(services: EmbeddedServices, settings: Settings, loop: HarnessLoop) -> tuple[Settings, StoreProxy]:
+def _start_embedded(services: EmbeddedServices, settings: Settings,
+                    loop: HarnessLoop) -> tuple[Settings, tuple[StoreProxy, RedisProxy]]:
     database_url = settings.database_url or services.start_postgres()
     redis_url = settings.redis_url or services.start_redis()
     proxy = loop.run(StoreProxy(database_url).start())
+    redis_proxy = loop.run(RedisProxy(redis_url).start())
     secret = secrets.token_urlsafe(32)
     # The deployment's operator credential (plan and role changes, health details); the
     # suite holds it as an operator would.
@@ -286,11 +317,13 @@ def _start_embedded(services: EmbeddedServices, settings: Settings, loop: Harnes
               "OPERATOR_TOKEN": operator, "ALLOWED_ORIGINS": "https://app.example.com"}
     environments = {name: {**shared, **own} for name, own in EMBEDDED_INSTANCES.items()}
     environments[CONTROLLABLE]["DATABASE_URL"] = proxy.database_url
+    environments[CONTROLLABLE]["REDIS_URL"] = redis_proxy.redis_url
     backends = services.start_backends(environments)
     shared_urls = [b.url for b in backends if b.name != CONTROLLABLE]
-    proxy.instance_url = next(b.url for b in backends if b.name == CONTROLLABLE)
+    proxy.instance_url = redis_proxy.instance_url = next(b.url for b in backends if b.name == CONTROLLABLE)
     return dataclasses.replace(settings, target_url=",".join(shared_urls), jwt_secret=secret,
-                               operator_token=operator, database_url=database_url, redis_url=redis_url), proxy
+                               operator_token=operator, database_url=database_url,
+                               redis_url=redis_url), (proxy, redis_proxy)
 
 
 def choose_instances(instances: list[Instance], tags: list[str]) -> tuple[list[Instance], str | None]:

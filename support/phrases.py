@@ -512,3 +512,8 @@ PHRASE_TYPES: dict[str, Callable] = {
     "Notifications": counted("notification"), "Runs": counted("run"), "Kilobytes": counted("KB", "KB"),
     "Megabytes": counted("MB", "MB"),
 }
+
+# The words of the outage and capacity features (RES-01, RES-02, RES-05).
+from .outage_phrases import PHRASE_TYPES as _OUTAGE_PHRASE_TYPES  # noqa: E402  (it imports nothing of this module)
+
+PHRASE_TYPES.update(_OUTAGE_PHRASE_TYPES)
