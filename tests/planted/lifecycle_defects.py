@@ -296,5 +296,217 @@ def plant_breaker_never_opens() -> None:
     store.Breaker.failed = counting
 
 
+# -- RES-01, RES-02, RES-05: outages of the database and Redis, and a full instance ------------
+
+import redis.asyncio as redis  # noqa: E402 - only the outage defects need these
+from redis.asyncio.client import PubSub  # noqa: E402
+
+from backend import account, capacity, chat  # noqa: E402
+
+@defect("sign-up-user-first")
+def plant_sign_up_user_first() -> None:
+    """RES-01: sign-up writes the user, then its session, as two statements outside a transaction, so an
+    outage between them leaves an account without a session (nobody can sign up with that address again)."""
+    original(db, "create_user")
+
+    async def two_steps(pool, *, email, password_hash, display_name, plan, role, device_type, refresh_token_hash):
+        try:
+            user_id = await pool.fetchval("INSERT INTO users (email, password_hash, display_name, plan, role)"
+                                          " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                                          email, password_hash, display_name, plan, role)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "users_email_unique":
+                raise db.EmailTaken(email) from None
+            raise
+        return user_id, await db.create_session(pool, user_id, device_type, refresh_token_hash)
+
+    db.create_user = two_steps
+
+
+@defect("refresh-outside-transaction")
+def plant_refresh_outside_transaction() -> None:
+    """RES-01: refresh replaces the refresh token, then records the used-up one, outside a transaction: an
+    outage between them leaves the session with a token nobody holds."""
+    rotate = original(db, "rotate_refresh_token")
+
+    @functools.wraps(rotate)
+    async def unguarded(pool, token_hash, new_hash):
+        row = await pool.fetchrow("UPDATE user_sessions SET refresh_token_hash = $2, last_seen_at = now()"
+                                  " WHERE refresh_token_hash = $1 AND revoked_at IS NULL RETURNING user_id, id",
+                                  token_hash, new_hash)
+        if row is None:
+            return await rotate(pool, token_hash, new_hash)
+        await pool.execute("INSERT INTO spent_refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+                           token_hash, row["id"])
+        return row["user_id"], row["id"]
+
+    db.rotate_refresh_token = unguarded
+
+
+@defect("thread-message-announced-first")
+def plant_thread_message_announced_first() -> None:
+    """RES-01: a thread message is announced to the thread's audience before it is stored, so an outage
+    in between shows people a message the thread never kept."""
+    original(chat.ChatConnection, "thread_post")
+
+    async def announcing_first(self, message):
+        thread = await self.visible_thread(message)
+        text = message.payload["text"]
+        audience = chat.session_channel(thread["session_id"]) if thread["scope"] == "session" else self.channels[1]
+        await self.state.fanout.publish(audience, chat.frame("thread_message", message.id,
+                                                             {"thread_id": str(thread["id"]), "text": text}))
+        await db.add_thread_message(self.state.pool, thread["id"], self.identity.user_id, self.identity.session_id,
+                                    text)
+
+    chat.ChatConnection.thread_post = announcing_first
+
+
+@defect("run-left-running")
+def plant_run_left_running() -> None:
+    """RES-01: a run whose end cannot be recorded (the database is out of reach) is logged and forgotten,
+    so it stays recorded "running" for good."""
+    original(agent.Agent, "_mark_failed")
+
+    async def log_only(self, run_id, error):
+        try:
+            await db.finish_execution(self._pool, run_id, "failed", error)
+        except Exception as exc:
+            log.warning("could not mark agent run %s failed: %s", run_id, exc)
+
+    agent.Agent._mark_failed = log_only
+
+
+@defect("limit-fails-open-without-redis")
+def plant_limit_fails_open_without_redis() -> None:
+    """RES-02: while Redis is out of reach a handshake is admitted uncounted and unsubscribed, past the limit."""
+    subscribe = original(fanout.Fanout, "subscribe")
+    register = original(registry.Registry, "register")
+    out_of_reach = (redis.RedisError, *fanout.UNAVAILABLE)
+
+    @functools.wraps(subscribe)
+    async def hopeful_subscribe(self, channel, sink):
+        try:
+            await subscribe(self, channel, sink)
+        except out_of_reach:
+            log.warning("Redis is out of reach; %s will be subscribed when it is back", channel)
+
+    @functools.wraps(register)
+    async def hopeful_register(self, connection_id, identity, limit, evict, revoked):
+        try:
+            await register(self, connection_id, identity, limit, evict, revoked)
+        except out_of_reach:
+            log.warning("Redis is out of reach; admitting connection %s uncounted", connection_id)
+
+    fanout.Fanout.subscribe = hopeful_subscribe
+    registry.Registry.register = hopeful_register
+
+
+@defect("no-resubscribe")
+def plant_no_resubscribe() -> None:
+    """RES-02: the subscription connection is made again after Redis returns, but its channels are not
+    subscribed again, so the sockets already open hear nothing more."""
+    on_connect = original(PubSub, "on_connect")
+
+    @functools.wraps(on_connect)
+    async def forgetting(self, connection):
+        self.pending_unsubscribe_channels.clear()  # and nothing subscribed again
+
+    PubSub.on_connect = forgetting
+
+
+@defect("sign-out-unannounced-without-redis")
+def plant_sign_out_unannounced_without_redis() -> None:
+    """RES-02: a sign-out while Redis is out of reach revokes the session in the database and answers 204,
+    but its announcement is dropped: the session's open sockets are never closed."""
+    original(account, "_announce_revocation")
+
+    async def dropped(state, user_id, session_id):
+        try:
+            await state.registry.revoke_session(user_id, session_id)
+        except (redis.RedisError, *fanout.UNAVAILABLE) as exc:
+            log.warning("could not announce the revocation of session %s: %s", session_id, exc)
+
+    account._announce_revocation = dropped
+
+
+@defect("capacity-not-enforced")
+def plant_capacity_not_enforced() -> None:
+    """RES-05: the instance counts its sockets against its advertised capacity but never refuses one."""
+    original(capacity.Capacity, "take")
+
+    def counting(self):
+        self.taken += 1
+        return True
+
+    capacity.Capacity.take = counting
+
+
+# -- ISO-08: every operation, and requests replayed by others ----------------------------------
+
+import uuid as _uuid  # noqa: E402 - only the ISO-08 defects need these
+
+from backend import chat as _chat  # noqa: E402
+from backend.messages import ProtocolError as _ProtocolError  # noqa: E402
+
+
+@defect("thread-list-ignores-owner")
+def plant_thread_list_ignores_owner() -> None:
+    """ISO-08: the thread list's filter lost its parentheses (AND binds before OR), so it returns this
+    session's own threads and every user-wide thread of everyone."""
+    original(db, "list_threads")
+
+    async def precedence_slipped(pool, user_id, session_id):
+        return await pool.fetch(
+            "SELECT id, title, scope FROM user_threads WHERE user_id = $1 AND session_id = $2 OR scope = 'user'"
+            " ORDER BY created_at, id", user_id, session_id)
+
+    db.list_threads = precedence_slipped
+
+
+@defect("scoped-write-fanned-out-per-user")
+def plant_scoped_write_fanned_out_per_user() -> None:
+    """ISO-08: a message written in a thread kept to one device is published to every device of the
+    user, as if the thread were user-wide (the audience is picked from a scope read as 'user')."""
+    post = original(_chat.ChatConnection, "thread_post")
+    visible = original(_chat.ChatConnection, "visible_thread")
+
+    @functools.wraps(post)
+    async def fanned_out(self, message):
+        async def as_user_wide(message):
+            return {**dict(await visible(self, message)), "scope": "user"}
+
+        self.visible_thread = as_user_wide
+        try:
+            await post(self, message)
+        finally:
+            del self.visible_thread
+
+    _chat.ChatConnection.thread_post = fanned_out
+
+
+@defect("refused-write-kept")
+def plant_refused_write_kept() -> None:
+    """ISO-08: a write to a thread that is not the socket's to see is answered not_found, as it should be,
+    but the message was stored in that thread first: the owner finds the stranger's text in it."""
+    post = original(_chat.ChatConnection, "thread_post")
+
+    @functools.wraps(post)
+    async def stored_anyway(self, message):
+        try:
+            await post(self, message)
+        except _ProtocolError as refusal:
+            if refusal.code == "not_found":
+                try:
+                    thread_id = _uuid.UUID(str(message.payload.get("thread_id")))
+                except ValueError:
+                    raise refusal from None
+                if await self.state.pool.fetchval("SELECT 1 FROM user_threads WHERE id = $1", thread_id):
+                    await db.add_thread_message(self.state.pool, thread_id, self.identity.user_id,
+                                                self.identity.session_id, str(message.payload.get("text")))
+            raise
+
+    _chat.ChatConnection.thread_post = stored_anyway
+
+
 if __name__ == "__main__":
     sys.exit(main())
