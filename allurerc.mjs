@@ -12,7 +12,8 @@ export default defineConfig({
   historyPath: env.REPORT_HISTORY ?? "./allure-history.jsonl",
   // The requirement coverage table and the isolation coverage by operation, shown under
   // "Global Attachments" on the home page.
-  globalAttachments: [env.REPORT_COVERAGE, env.REPORT_ISOLATION].filter(Boolean),
+  // META-02's evidence: the planted defects by area, when the planted-defect tests have run.
+  globalAttachments: [env.REPORT_COVERAGE, env.REPORT_ISOLATION, env.REPORT_PLANTED].filter(Boolean),
   // Noise for a product owner: the requirement and area are already labels of their own.
   hideLabels: ["framework", "language", "tag"],
   categories: [

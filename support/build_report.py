@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .meta_evidence import DIRECTORY as PLANTED_RESULTS, area_summary, evidence_csv, meta_outcomes, read_proofs
 from .operations import coverage_csv, coverage_html, coverage_rows
 from .report_coverage import Coverage
 
@@ -121,13 +122,17 @@ def embedded_files(index: Path) -> dict[str, bytes]:
     return {match["path"]: base64.b64decode(match["data"]) for match in _EMBEDDED.finditer(text)}
 
 
-def build(results: Path, output: Path, history: Path) -> BuiltReport:
+def build(results: Path, output: Path, history: Path, planted: Path = PLANTED_RESULTS) -> BuiltReport:
     started = time.monotonic()
     results, output, history = Path(results).resolve(), Path(output).resolve(), Path(history).resolve()
     if not any(results.glob("*-result.json")):
         raise BuildError(f"no Allure results in {results}: run the specification first (`behave`)")
     allure = ensure_allure()
     coverage = Coverage.from_allure_results(results)
+    # META-02: the planted-defect tests' results, when they have run (tests/meta_evidence.py).
+    proofs = read_proofs(planted)
+    coverage.add_outcomes("META-02", meta_outcomes(proofs))
+    inputs = [str(results)] + ([str(Path(planted).resolve())] if proofs else [])
     history.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="report-") as staging:
         table = Path(staging) / "requirement-coverage.csv"
@@ -135,9 +140,12 @@ def build(results: Path, output: Path, history: Path) -> BuiltReport:
         isolation_summary, isolation = coverage_rows(results)
         operations = Path(staging) / "isolation-coverage.csv"
         operations.write_text(coverage_csv(isolation), encoding="utf-8")
+        evidence = Path(staging) / "planted-defects-by-area.csv"
+        evidence.write_text(evidence_csv(proofs), encoding="utf-8")
         environment = {**os.environ, "REPORT_OUTPUT": str(output), "REPORT_HISTORY": str(history),
-                       "REPORT_COVERAGE": str(table), "REPORT_ISOLATION": str(operations)}
-        completed = subprocess.run([str(allure), "generate", str(results), "--config", str(CONFIG)],
+                       "REPORT_COVERAGE": str(table), "REPORT_ISOLATION": str(operations),
+                       "REPORT_PLANTED": str(evidence) if proofs else ""}
+        completed = subprocess.run([str(allure), "generate", *inputs, "--config", str(CONFIG)],
                                    cwd=REPO, env=environment, capture_output=True, text=True)
     index = output / "index.html"
     if completed.returncode != 0 or not index.exists():
@@ -146,6 +154,7 @@ def build(results: Path, output: Path, history: Path) -> BuiltReport:
     coverage.write(output)
     (output / "isolation-coverage.html").write_text(coverage_html(isolation_summary, isolation), encoding="utf-8")
     (output / "isolation-coverage.csv").write_text(coverage_csv(isolation), encoding="utf-8")
+    (output / "planted-defects-by-area.csv").write_text(evidence_csv(proofs), encoding="utf-8")
     _point_manifest_at_the_table(output)
     return BuiltReport(index, coverage, time.monotonic() - started)
 
@@ -157,7 +166,8 @@ def _point_manifest_at_the_table(output: Path) -> None:
         return
     entries = json.loads(manifest.read_text(encoding="utf-8"))
     for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("name") in ("requirement-coverage.csv", "isolation-coverage.csv"):
+        if isinstance(entry, dict) and entry.get("name") in ("requirement-coverage.csv", "isolation-coverage.csv",
+                                                             "planted-defects-by-area.csv"):
             entry["path"] = entry["name"]
     manifest.write_text(json.dumps(entries), encoding="utf-8")
 
@@ -170,14 +180,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the report goes (default: allure-report)")
     parser.add_argument("--history", default=REPO / "allure-history.jsonl", type=Path,
                         help="the history kept across builds (default: allure-history.jsonl)")
+    parser.add_argument("--planted", default=PLANTED_RESULTS, type=Path,
+                        help="the planted-defect tests' results, META-02's evidence (default: planted-results, "
+                             "written by `python -m pytest tests/test_planted_*.py`)")
     arguments = parser.parse_args(argv)
     try:
-        report = build(arguments.results, arguments.output, arguments.history)
+        report = build(arguments.results, arguments.output, arguments.history, arguments.planted)
     except BuildError as error:
         print(f"[report] {error}", file=sys.stderr)
         return 2
     print(f"[report] {report.coverage.headline()}")
     print(f"[report] isolation coverage by operation: {coverage_rows(arguments.results)[0]}")
+    print(f"[report] META-02, the suite proves itself per area: {area_summary(read_proofs(arguments.planted))}")
     print(f"[report] built in {report.seconds:.1f} s: {report.index} (open it from disk; the coverage "
           f"table is also in {report.index.parent / 'requirement-coverage.html'})")
     return 0

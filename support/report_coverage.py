@@ -138,6 +138,12 @@ class Coverage:
                 ran.setdefault(rid, []).append(ScenarioOutcome(result.get("name", "?").strip(), outcome))
         return cls(catalogue, ran, scenarios_on_disk() if written is None else written)
 
+    def add_outcomes(self, requirement_id: str, outcomes: list[ScenarioOutcome]) -> None:
+        """Outcomes from another source than the scenarios (META-02's planted-defect tests)."""
+        for row in self.rows:
+            if row.requirement.id == requirement_id:
+                row.scenarios.extend(outcomes)
+
     # -- the table -----------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:

@@ -76,6 +76,7 @@ def test_the_profile_passes_against_the_reference_backend_on_two_workers(tmp_pat
     assert measured["workers"] == 2 and measured["frames_checked"] >= measured["answers"] * 5, measured
 
 
+@pytest.mark.planted(requirement="PERF-01", defect="leak")
 def test_a_leak_seen_on_a_worker_fails_the_run(planted_server, tmp_path):
     server = planted_server("leak")
     code, output, result = run_distributed(server.url, tmp_path)

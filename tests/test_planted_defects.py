@@ -6,6 +6,8 @@ Scenarios are named by requirement (their @req tag) and example row, and a check
 function (steps/*.py), never by a title or a sentence, so rewording a feature breaks nothing.
 """
 
+import pytest
+
 from conftest import run_spec
 
 ISOLATION = ("features/isolation/between_users.feature",)
@@ -23,6 +25,7 @@ def test_the_control_server_passes_the_scenarios_used_below(planted_server, tmp_
         (("AGENT-01",), "agent_steps.run_recorded")], golden.output
 
 
+@pytest.mark.planted(requirement="META-01", defect="leak")
 def test_a_leak_to_another_user_fails_the_isolation_scenarios(planted_server, tmp_path):
     server = planted_server("leak")
     run = run_spec(*ISOLATION, env=server.target, tmp_path=tmp_path)
@@ -34,6 +37,7 @@ def test_a_leak_to_another_user_fails_the_isolation_scenarios(planted_server, tm
     assert "ISO-02" in failures, "five people asking at the same time: no scenario of ISO-02 failed"
 
 
+@pytest.mark.planted(requirement="AGENT-01", defect="drop-event")
 def test_a_missing_agent_event_fails_the_golden_path(planted_server, tmp_path):
     server = planted_server("drop-event")
     run = run_spec(*GOLDEN_PATH, env=server.target, tmp_path=tmp_path)
@@ -43,6 +47,7 @@ def test_a_missing_agent_event_fails_the_golden_path(planted_server, tmp_path):
             "expected agent_started, agent_thinking, tool_executing, tool_completed, agent_completed") in failed[0].message
 
 
+@pytest.mark.planted(requirement="AUTH-04", defect="accept-any-token")
 def test_accepting_a_bad_token_fails_the_authentication_scenarios(planted_server, tmp_path):
     server = planted_server("accept-any-token")
     run = run_spec(*HANDSHAKE, env=server.target, tmp_path=tmp_path)
@@ -59,6 +64,7 @@ def test_accepting_a_bad_token_fails_the_authentication_scenarios(planted_server
     assert "was accepted" in messages and "expected an HTTP 401 or 403 refusal" in messages
 
 
+@pytest.mark.planted(requirement="MSG-01", defect="undocumented-field")
 def test_an_undocumented_field_fails_the_scenario_naming_the_frame_and_schema_path(planted_server, tmp_path):
     server = planted_server("undocumented-field")
     run = run_spec(*ISOLATION, "--tags=req.ISO-01", env=server.target, tmp_path=tmp_path)
@@ -72,6 +78,7 @@ def test_an_undocumented_field_fails_the_scenario_naming_the_frame_and_schema_pa
     assert "frame outside the contract: Bob's phone received on /ws" in run.output
 
 
+@pytest.mark.planted(requirement="MSG-01", defect="undocumented-frame")
 def test_an_undocumented_frame_type_fails_the_scenario(planted_server, tmp_path):
     server = planted_server("undocumented-frame")
     run = run_spec(*ISOLATION, "--tags=req.ISO-01", env=server.target, tmp_path=tmp_path)

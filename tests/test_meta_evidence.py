@@ -1,0 +1,43 @@
+"""META-02's evidence reaches the release report: planted-defect results, per area."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from support.catalogue import RequirementCatalogue
+from support.meta_evidence import area_summary, evidence_csv, meta_outcomes, read_proofs
+from support.report_coverage import FAILED, PASSED
+
+
+def write_result(directory, requirement, defect, status):
+    labels = [{"name": "requirement", "value": "META-02"}, {"name": "planted_requirement", "value": requirement},
+              {"name": "planted_defect", "value": defect}]
+    (directory / f"{uuid.uuid4()}-result.json").write_text(json.dumps({"name": defect, "status": status,
+                                                                       "labels": labels}))
+
+
+def test_every_area_proven_makes_meta_02_pass(tmp_path):
+    catalogue = RequirementCatalogue.load()
+    areas = list(dict.fromkeys(r.area.code for r in catalogue if r.area.code != "META"))
+    for area in areas:
+        write_result(tmp_path, f"{area}-01", f"defect-of-{area.lower()}", "passed")
+    outcomes = meta_outcomes(read_proofs(tmp_path), catalogue)
+    assert {o.outcome for o in outcomes} == {PASSED} and len(outcomes) == len(areas)
+    assert f"{len(areas)} of {len(areas)} areas proven" in area_summary(read_proofs(tmp_path), catalogue)
+
+
+def test_an_area_without_a_planted_defect_or_a_failed_proof_fails_meta_02(tmp_path):
+    write_result(tmp_path, "AUTH-05", "expiry-never-armed", "passed")
+    write_result(tmp_path, "ISO-01", "leak", "failed")
+    outcomes = meta_outcomes(read_proofs(tmp_path))
+    failed = [o.name for o in outcomes if o.outcome == FAILED]
+    assert "ISO: leak planted, ISO-01 fails" in failed
+    assert "LIFE: no planted defect shows its scenarios can fail" in failed
+    assert "AUTH: expiry-never-armed planted, AUTH-05 fails" not in failed
+    assert "ISO,ISO-01,leak,NO" in evidence_csv(read_proofs(tmp_path)).replace("\r", "")
+
+
+def test_no_planted_results_leaves_meta_02_to_say_so(tmp_path):
+    assert meta_outcomes(read_proofs(tmp_path)) == []
+    assert "run `python -m pytest tests/test_planted_*.py`" in area_summary([])
