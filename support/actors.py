@@ -614,8 +614,10 @@ class Cast:
             async with gate:
                 await connection.fence(self.timeout, backstop=0)
 
-        await asyncio.gather(*(fence(c) for c in self.connections if c.is_open))
-        await asyncio.sleep(backstop)
+        fenced = [c for c in self.connections if c.is_open]
+        await asyncio.gather(*(fence(c) for c in fenced))
+        if fenced:  # with no socket left open, nothing can still arrive on one
+            await asyncio.sleep(backstop)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)
