@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class ContractValidator:
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()   # (kind, sender, message name) -> frames
         self.problems: Counter[tuple[str, str]] = Counter()      # (kind, sender) -> frames outside the contract
+        self.seconds = 0.0  # spent checking, for the run's summary: what the check costs the run
         for kind in (ENVELOPE, JSONRPC):
             for sender in (CLIENT, SERVER):
                 messages = self._compile(kind, sender)
@@ -82,8 +84,10 @@ class ContractValidator:
 
     def check(self, kind: str, sender: str, frame: str | bytes | dict | list) -> str | None:
         """None when ``frame`` is a message ``sender`` may send on a ``kind`` endpoint; else the problem."""
+        started = time.perf_counter()
         problem, name = self._check(kind, sender, frame)
         with self._lock:
+            self.seconds += time.perf_counter() - started
             if problem is None:
                 self.counts[(kind, sender, name)] += 1
             else:
@@ -160,7 +164,7 @@ class ContractValidator:
     def summary(self) -> str:
         """One line: how many frames were validated, per message type, and how many were outside."""
         with self._lock:
-            counts, outside = dict(self.counts), sum(self.problems.values())
+            counts, outside, seconds = dict(self.counts), sum(self.problems.values()), self.seconds
         if not counts and not outside:
             return "no frame checked"
         parts = []
@@ -171,7 +175,8 @@ class ContractValidator:
                 if seen:
                     parts.append(f"{kind} from the {sender}: " + ", ".join(f"{name} {n}" for name, n in seen))
         total = sum(counts.values())
-        return f"{total} frames valid, {outside} outside the contract; " + "; ".join(parts)
+        cost = f" (checked in {seconds:.2f} s, {seconds / max(1, total + outside) * 1e6:.0f} us a frame)"
+        return f"{total} frames valid, {outside} outside the contract{cost}; " + "; ".join(parts)
 
     # -- compiling -------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ def test_frames_are_counted_per_message_type(contract):
     fresh.check(JSONRPC, CLIENT, {"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert fresh.counts[(ENVELOPE, SERVER, "connected")] == 3
     assert fresh.counts[(JSONRPC, CLIENT, "ping")] == 1
-    assert fresh.summary().startswith("4 frames valid, 1 outside the contract; ")
+    assert fresh.summary().startswith("4 frames valid, 1 outside the contract (checked in ")
     assert "envelope from the server: connected 3" in fresh.summary()
 
 
