@@ -52,11 +52,15 @@ Feature: Every operation keeps each person's data to themselves
       | refresh            | refreshes her sign-in               |
       | logout             | signs out                      |
       | changePlan         | changes her plan                             |
-      | changeEntitlements | has an operator set her plan                 |
       | configDocument     | reads the service's published configuration  |
       | securityDocument   | reads the service's published security settings |
       | health             | reads the service's health                   |
       | securityHealth     | reads the service's security health          |
+
+    @operator
+    Examples: By the service's operator, who holds its operator credential
+      | operation          | does                         |
+      | changeEntitlements | has an operator set her plan |
 
   @req.ISO-08 @critical
   Scenario Outline: <who>'s <device> sending Alice's "<operation>" for her <thing> is answered as if it did not exist

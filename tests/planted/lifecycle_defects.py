@@ -508,5 +508,72 @@ def plant_refused_write_kept() -> None:
     _chat.ChatConnection.thread_post = stored_anyway
 
 
+# -- ISO-08: every operation, and requests replayed by others ----------------------------------
+
+import uuid as _uuid  # noqa: E402 - only the ISO-08 defects need these
+
+from backend import chat as _chat  # noqa: E402
+from backend.messages import ProtocolError as _ProtocolError  # noqa: E402
+
+
+@defect("thread-list-ignores-owner")
+def plant_thread_list_ignores_owner() -> None:
+    """ISO-08: the thread list's filter lost its parentheses (AND binds before OR), so it returns this
+    session's own threads and every user-wide thread of everyone."""
+    original(db, "list_threads")
+
+    async def precedence_slipped(pool, user_id, session_id):
+        return await pool.fetch(
+            "SELECT id, title, scope FROM user_threads WHERE user_id = $1 AND session_id = $2 OR scope = 'user'"
+            " ORDER BY created_at, id", user_id, session_id)
+
+    db.list_threads = precedence_slipped
+
+
+@defect("scoped-write-fanned-out-per-user")
+def plant_scoped_write_fanned_out_per_user() -> None:
+    """ISO-08: a message written in a thread kept to one device is published to every device of the
+    user, as if the thread were user-wide (the audience is picked from a scope read as 'user')."""
+    post = original(_chat.ChatConnection, "thread_post")
+    visible = original(_chat.ChatConnection, "visible_thread")
+
+    @functools.wraps(post)
+    async def fanned_out(self, message):
+        async def as_user_wide(message):
+            return {**dict(await visible(self, message)), "scope": "user"}
+
+        self.visible_thread = as_user_wide
+        try:
+            await post(self, message)
+        finally:
+            del self.visible_thread
+
+    _chat.ChatConnection.thread_post = fanned_out
+
+
+@defect("refused-write-kept")
+def plant_refused_write_kept() -> None:
+    """ISO-08: a write to a thread that is not the socket's to see is answered not_found, as it should be,
+    but the message was stored in that thread first: the owner finds the stranger's text in it."""
+    post = original(_chat.ChatConnection, "thread_post")
+
+    @functools.wraps(post)
+    async def stored_anyway(self, message):
+        try:
+            await post(self, message)
+        except _ProtocolError as refusal:
+            if refusal.code == "not_found":
+                try:
+                    thread_id = _uuid.UUID(str(message.payload.get("thread_id")))
+                except ValueError:
+                    raise refusal from None
+                if await self.state.pool.fetchval("SELECT 1 FROM user_threads WHERE id = $1", thread_id):
+                    await db.add_thread_message(self.state.pool, thread_id, self.identity.user_id,
+                                                self.identity.session_id, str(message.payload.get("text")))
+            raise
+
+    _chat.ChatConnection.thread_post = stored_anyway
+
+
 if __name__ == "__main__":
     sys.exit(main())
