@@ -24,6 +24,7 @@ from .agent import AGENTS, EVENTS, Agent
 from .capacity import Capacity
 from .config import Config
 from .fanout import Fanout
+from .history import Retention
 from .ratelimit import RateLimiter
 from .registry import Registry
 from .store import Breaker, IdentityStore, call_timeout
@@ -72,10 +73,16 @@ def config_document(config: Config) -> dict[str, Any]:
         "timeouts": {"handshake_seconds": config.handshake_timeout_seconds,
                      "identity_store_cooldown_seconds": config.identity_store_cooldown_seconds},
         "agent": {"events": list(EVENTS), "names": list(AGENTS)},
+        "resume": retention(config).document(),
         "tools": list(TOOLS),
         "plans": {name: plan.document() for name, plan in catalogue.plans.items()},
         "roles": {name: role.document() for name, role in catalogue.roles.items()},
     }
+
+
+def retention(config: Config) -> Retention:
+    """What a resuming client can get back (contract section 6a)."""
+    return Retention(config.resume_retained_events, config.resume_retained_seconds)
 
 
 def security_document(config: Config) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def create_app(config: Config) -> Starlette:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise StartupError(f"cannot use PostgreSQL at DATABASE_URL: {exc}") from None
             stack.push_async_callback(db.close, pool)
-            events = Fanout(config.redis_url)
+            events = Fanout(config.redis_url, retention(config))
             try:
                 await events.start()
             except (OSError, redis.RedisError) as exc:

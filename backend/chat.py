@@ -18,6 +18,7 @@ from .auth import verify_live_token
 from .agent import AGENTS, DEFAULT_AGENT, Ask
 from .connection import CLOSE_REAUTH_REFUSED, Connection
 from .fanout import session_channel, user_channel
+from .history import Resumption
 from .messages import UNCOUNTED_TYPES, ClientMessage, ProtocolError, error_frame, frame, parse, timestamp
 from .tokens import Grant
 from .tools import DEFAULT_TOOL, TOOLS
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 # A failing dependency costs the client one answer (`unavailable`), not its socket.
 UNAVAILABLE = (*db.UNAVAILABLE, *fanout.UNAVAILABLE, redis.RedisError)
 SCOPES = ("session", "user")
+RESUME_PARAMETER = "last_event_id"
 
 
 class ChatConnection(Connection):
@@ -34,21 +36,56 @@ class ChatConnection(Connection):
         super().__init__(websocket, grant, state)
         self.channels = (session_channel(self.identity.session_id), user_channel(self.identity.user_id))
         self.agent_turn = asyncio.Lock()
+        # Resuming (contract section 6a): live frames are held back until the missed ones are queued.
+        self.last_event_id = websocket.query_params.get(RESUME_PARAMETER) or None
+        self._held: list[str] | None = None
         connected = {"user_id": str(self.identity.user_id), "session_id": str(self.identity.session_id),
                      "connection_id": self.id}
         self.send(frame("connected", None, connected))
 
     async def open(self) -> None:
         # Subscribed before counted: a socket that is counted already hears its events.
-        # Fan-out frames arrive encoded and go out as they are.
+        # Fan-out frames arrive encoded and go out as they are. A resuming socket subscribes
+        # first and holds what arrives, then reads what it missed: nothing falls between the
+        # two, and what both bring is sent once (as Centrifugo recovers a subscription).
+        if self.last_event_id is not None:
+            self._held = []
         for channel in self.channels:
-            await self.state.fanout.subscribe(channel, self.send_text)
+            await self.state.fanout.subscribe(channel, self.deliver)
         await super().open()
+        if self.last_event_id is not None:
+            resumption = await self.state.fanout.history.resume(self.channels[0], self.last_event_id)
+            self.catch_up(resumption)
 
     async def release(self) -> None:
         await super().release()
         for channel in self.channels:
-            await self.state.fanout.unsubscribe(channel, self.send_text)
+            await self.state.fanout.unsubscribe(channel, self.deliver)
+
+    def deliver(self, text: str) -> None:
+        """A fan-out frame: sent on, or held while the socket catches up."""
+        if self._held is not None:
+            self._held.append(text)
+        else:
+            self.send_text(text)
+
+    def catch_up(self, resumption: Resumption) -> None:
+        """Queue what the socket missed (or why it cannot have it), then what was held, once each."""
+        retention = self.state.fanout.history.retention
+        if resumption.outcome == "gap":
+            self.send(frame("resume_gap", None, {"last_event_id": self.last_event_id,
+                                                 "retained_events": retention.events,
+                                                 "retained_seconds": retention.seconds}))
+        elif resumption.outcome == "not_found":
+            self.send(error_frame("not_found", "no such event to resume from"))
+        for text in resumption.frames:
+            # Bounded by the retention, so not counted against the unread-frame limit.
+            if self.closing is None:
+                self.outbox.put_nowait(text)
+        held, self._held = self._held or [], None
+        for text in held:
+            if not resumption.already_sent(text):
+                self.send_text(text)
 
     # Frames in -------------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class Config:
     handshake_timeout_seconds: float = 10
     identity_store_cooldown_seconds: float = 30
     max_message_bytes: int = 8192
+    # What a resuming client can get back (contract section 6a): a session's last N events, at most this old.
+    resume_retained_events: int = 100
+    resume_retained_seconds: float = 300
     # Sockets (and handshakes under way) one instance holds at once; past it, 503 at_capacity.
     max_sockets_per_instance: int = 10000
     allowed_origins: tuple[str, ...] = ("https://app.example.com",)
@@ -94,6 +97,8 @@ class Config:
             handshake_timeout_seconds=_seconds(env, "HANDSHAKE_TIMEOUT_SECONDS", 10),
             identity_store_cooldown_seconds=_seconds(env, "IDENTITY_STORE_COOLDOWN_SECONDS", 30),
             max_message_bytes=_positive(env, "MAX_MESSAGE_BYTES", 8192),
+            resume_retained_events=_positive(env, "RESUME_RETAINED_EVENTS", 100),
+            resume_retained_seconds=_seconds(env, "RESUME_RETAINED_SECONDS", 300),
             max_sockets_per_instance=_positive(env, "MAX_SOCKETS_PER_INSTANCE", 10000),
             allowed_origins=_origins(env, "ALLOWED_ORIGINS", ("https://app.example.com",)),
             # Browsers always send Origin; only development tools commonly omit it.

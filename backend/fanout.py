@@ -19,6 +19,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from .history import History, Retention, keeps
 from .messages import encode
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def user_channel(user_id: UUID) -> str:
 
 
 class Fanout:
-    def __init__(self, redis_url: str):
+    def __init__(self, redis_url: str, retention: Retention = Retention()):
         # A burst of more commands than the pool has connections waits for one (bounded),
         # rather than failing: redis-py's default pool raises at its 100th connection.
         # A connection Redis dropped (an outage, a restart) fails its next command; that command is
@@ -51,6 +52,8 @@ class Fanout:
         pool = redis.BlockingConnectionPool.from_url(redis_url, decode_responses=True, max_connections=POOL_CONNECTIONS,
                                                      timeout=POOL_WAIT_SECONDS, retry=Retry(NoBackoff(), 1))
         self.redis = redis.Redis.from_pool(pool)
+        # Each session's recent events, for a client that resumes (backend/history.py).
+        self.history = History(self.redis, retention)
         self._pubsub = self.redis.pubsub()
         self._sinks: dict[str, set[Sink]] = {}
         # One future per SUBSCRIBE sent, resolved in order by Redis's confirmations:
@@ -73,7 +76,11 @@ class Fanout:
         await self.redis.aclose()
 
     async def publish(self, channel: str, frame: dict[str, Any]) -> None:
-        await self.redis.publish(channel, encode(frame))
+        """Publish one frame; a session's event is kept for resuming and carries its `seq`."""
+        if keeps(channel, frame):
+            await self.history.publish(channel, frame)
+        else:
+            await self.redis.publish(channel, encode(frame))
 
     async def subscribe(self, channel: str, sink: Sink) -> None:
         """Route `channel` to `sink`; return once Redis has confirmed the subscription."""
