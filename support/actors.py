@@ -7,6 +7,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from .accounts import AccountApi, SessionTokens
 from .connection import HandshakeRefused, RecordedConnection
@@ -71,6 +72,8 @@ class Device:
     silent_client = Remembered("When Alice's laptop connects and then stops answering heartbeats",
                                "a device that stopped answering heartbeats")
     open_before = Remembered("When Alice's laptop disconnects", "a disconnect")
+    tunnel = Remembered('When Alice\'s phone loses its connection in a tunnel while her agent answers "Where is my parcel?"',
+                        "a connection lost in a tunnel")
     kept_thread = Remembered("Given each of their devices has a thread of its own, and each of them one for all "
                              "their devices", "a thread kept to the device")
     tools_socket: RecordedConnection | None = None  # the device's /ws/mcp socket beside its envelope one
@@ -228,12 +231,14 @@ class Actor:
     async def connect(self, device: str, carrier: str | None = "bearer header", token: str | None = None, *,
                       instance: Instance | None = None, endpoint: str = "websocket", path_user: str | None = None,
                       origin: str | None | object = DEFAULT_ORIGIN, headers: dict | None = None,
-                      welcome: bool = True, recorded: bool = True) -> RecordedConnection:
+                      welcome: bool = True, recorded: bool = True,
+                      last_event_id: str | None = None) -> RecordedConnection:
         """Open a socket from ``device``, by default with the session's own token in the bearer header.
 
         Every call opens one more socket (a browser tab); the device keeps them all, and the
         scenario's report shows their transcripts, unless ``recorded`` is False. The leak
-        detector reads every socket either way. Raises HandshakeRefused if the target refuses.
+        detector reads every socket either way. ``last_event_id`` resumes after that event
+        (docs/contract.md, section 6a). Raises HandshakeRefused if the target refuses.
         """
         entry = await self.sign_in(device)
         instance = instance or self.cast.instance
@@ -243,8 +248,12 @@ class Actor:
             entry.tabs.append(connection)
         if carrier is not None and token is None:
             token = entry.tokens.access_token
+        url = instance.socket_url(endpoint, path_user or self.user_id)
+        if last_event_id is not None:
+            parameter = (instance.config.get("resume") or {}).get("query_parameter", "last_event_id")
+            url += "?" + urlencode({parameter: last_event_id})
         await connection.open(
-            instance.socket_url(endpoint, path_user or self.user_id), carrier=carrier, token=token,
+            url, carrier=carrier, token=token,
             timeout=self.cast.timeout, headers=headers,
             origin=instance.default_origin if origin is DEFAULT_ORIGIN else origin)
         if welcome:

@@ -119,6 +119,9 @@ class RecordedConnection:
         self._frame_check = RecordedConnection.frame_check
         self._kind = ENVELOPE if speaks_envelope else JSONRPC
         self._endpoint = "the socket"
+        # A tunnel ahead (see lose_after): the frame after which nothing more is received.
+        self._lost_after: Callable[[Frame], bool] | None = None
+        self._lost: asyncio.Task | None = None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -150,6 +153,11 @@ class RecordedConnection:
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 
+    def lose_after(self, matches: Callable[[Frame], bool]) -> None:
+        """Lose the connection right after the first received frame that ``matches``: nothing
+        after it is received, and the socket is closed."""
+        self._lost_after = matches
+
     @property
     def is_open(self) -> bool:
         return self._socket is not None and self.close_code is None
@@ -157,6 +165,8 @@ class RecordedConnection:
     async def _read(self) -> None:
         try:
             async for message in self._socket:
+                if self._lost is not None:
+                    continue  # in the tunnel: never received
                 if self._frame_check is not None:
                     self._frame_check.inspect(str(self.owner), self._endpoint, self._kind, SERVER, message)
                 if isinstance(message, bytes):
@@ -165,6 +175,10 @@ class RecordedConnection:
                 self._detector.inspect(self.owner, message)
                 async with self._changed:
                     self._changed.notify_all()
+                if self._lost_after is not None and self._lost_after(self.transcript[-1]):
+                    # As in a tunnel: nothing more arrives. The link is closed behind it (after
+                    # what the client already sent, so the service still reads all of that).
+                    self._lost = asyncio.get_running_loop().create_task(self._socket.close())
         except ConnectionClosed:
             pass
         finally:

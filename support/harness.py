@@ -286,6 +286,8 @@ class Harness:
 _SHORT_TIMERS = {"BACKEND_MODE": "development", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
                  "HEARTBEAT_TIMEOUT_SECONDS": "1", "HANDSHAKE_TIMEOUT_SECONDS": "1",
                  "IDENTITY_STORE_COOLDOWN_SECONDS": "1",
+                 # A conversation's last 8 events kept for resuming: two answers outrun it.
+                 "RESUME_RETAINED_EVENTS": "8",
                  # Development only, and advertised in /ws/config: sign-ups take ~1 ms instead of ~50.
                  "PASSWORD_HASH_COST": "10"}
 EMBEDDED_INSTANCES = {
