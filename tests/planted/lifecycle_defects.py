@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from backend import agent, auth, connection, db, fanout, registry, store
+from backend import agent, auth, connection, db, fanout, history, registry, store
 from tests.planted.defective_backend import DEFECTS, defect, log, main, original
 
 __all__ = ["DEFECTS", "main"]
@@ -162,6 +162,81 @@ def plant_abandoned_handshake_kept() -> None:
 
     connection.Connection.arm_expiry = arming
     connection.Connection.release = releasing
+
+
+# -- RES-03: resuming without loss, with an explicit gap ------------------------------------
+
+@defect("replay-skips-first-missed")
+def plant_replay_skips_first_missed() -> None:
+    """RES-03: a resuming socket is replayed everything after the first event it missed, not after the last it saw."""
+    resume = original(history.History, "resume")
+
+    @functools.wraps(resume)
+    async def skipping(self, channel, last_event_id):
+        resumption = await resume(self, channel, last_event_id)
+        if resumption.outcome == "replay":
+            resumption.frames = resumption.frames[1:]
+        return resumption
+
+    history.History.resume = skipping
+
+
+@defect("replay-repeats-last-seen")
+def plant_replay_repeats_last_seen() -> None:
+    """RES-03: the replay reads the stream from the last id seen inclusive, so that event comes twice at the seam."""
+    read_after = original(history, "READ_AFTER")
+    history.READ_AFTER = read_after.replace("'(' .. ARGV[1]", "ARGV[1]")
+
+
+@defect("no-gap-signal")
+def plant_no_gap_signal() -> None:
+    """RES-03: beyond the retention, whatever is still kept is replayed as if nothing were missing: a silent hole."""
+    resume = original(history.History, "resume")
+
+    @functools.wraps(resume)
+    async def silent(self, channel, last_event_id):
+        resumption = await resume(self, channel, last_event_id)
+        if resumption.outcome != "gap":
+            return resumption
+        entries = await self.redis.xrange(history.stream_key(channel))
+        frames = [history.with_seq(fields["frame"], f"{history.tag(channel)}.{entry_id}") for entry_id, fields in entries]
+        return history.Resumption("replay", frames, history.position(entries[-1][0]) if entries else resumption.last)
+
+    history.History.resume = silent
+
+
+@defect("foreign-id-accepted")
+def plant_foreign_id_accepted() -> None:
+    """RES-03: the id's stream is never checked: another session's id is taken for one of this session's own,
+    so it is answered as a gap (or a replay) of this session's stream, never "not found"."""
+    resume = original(history.History, "resume")
+
+    @functools.wraps(resume)
+    async def trusting(self, channel, last_event_id):
+        _, dot, stream_id = last_event_id.partition(".")
+        return await resume(self, channel, history.tag(channel) + dot + stream_id)
+
+    history.History.resume = trusting
+
+
+@defect("foreign-stream-served")
+def plant_foreign_stream_served() -> None:
+    """RES-03: the stream to replay is found from the id alone, so an id of another session replays that session's events."""
+    publish = original(history.History, "publish")
+    resume = original(history.History, "resume")
+    streams: dict[str, str] = {}  # tag -> channel, of this process's publications (one instance is enough)
+
+    @functools.wraps(publish)
+    async def remembering(self, channel, frame):
+        streams[history.tag(channel)] = channel
+        await publish(self, channel, frame)
+
+    @functools.wraps(resume)
+    async def by_id(self, channel, last_event_id):
+        return await resume(self, streams.get(last_event_id.partition(".")[0], channel), last_event_id)
+
+    history.History.publish = remembering
+    history.History.resume = by_id
 
 
 # -- SESS: each device its own conversation ---------------------------------------------------
