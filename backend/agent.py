@@ -39,7 +39,7 @@ Reply = Callable[[dict[str, Any]], None]
 UNAVAILABLE = db.UNAVAILABLE + fanout.UNAVAILABLE
 # A run whose end could not be recorded (the database was out of reach) is recorded again
 # this often until the database answers: no run is left "running" (contract section 16).
-SETTLE_RETRY_SECONDS = 0.5
+SETTLE_RETRY_SECONDS = 0.25
 
 
 class Ask(NamedTuple):

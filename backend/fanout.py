@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 # Receives the JSON text of one frame. Called from the reader task, so it must not block.
 Sink = Callable[[str], None]
-RECONNECT_DELAY_SECONDS = 1.0
+# While Redis is out of reach the subscription is tried again this often: a short outage is
+# over for the sockets a moment after Redis is back.
+RECONNECT_DELAY_SECONDS = 0.25
 # Connections to Redis, the subscription's included, and how long a command may wait for a
 # free one before it fails as unavailable.
 POOL_CONNECTIONS = 100

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
 # A revocation Redis could not carry is announced again this often until it goes out.
-ANNOUNCE_RETRY_SECONDS = 0.5
+ANNOUNCE_RETRY_SECONDS = 0.25
 STALE_SECONDS = 30
 REVOKED = -1  # the register script's answer when the session's revocation mark is set
 

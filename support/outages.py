@@ -316,7 +316,7 @@ async def check_delivers_again(device: Device, seconds: float, timeout: float) -
     while True:
         remaining = deadline - asyncio.get_running_loop().time()
         try:
-            await connection.fence(max(0.05, min(0.5, remaining)), backstop=0)
+            await connection.fence(max(0.05, min(0.2, remaining)), backstop=0)
             return
         except AssertionError as error:
             if not connection.is_open:
