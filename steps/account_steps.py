@@ -1,5 +1,7 @@
 """Accounts: who exists on which plan, and the lifecycle of their sessions."""
 
+import asyncio
+
 from behave import given, then, when
 
 from support.loop import harness_step
@@ -17,8 +19,8 @@ from support.questions import (
 async def accounts_on_plan(context, names, plan):
     """Sign each person up on the named plan (one the service publishes)."""
     cast = context.world.cast
-    for name in names:
-        await cast.actor(name).sign_up(cast.plan(plan))
+    # At once: each sign-up waits on the service's password hashing, which runs in parallel.
+    await asyncio.gather(*(cast.actor(name).sign_up(cast.plan(plan)) for name in names))
     context.world.group = names
 
 

@@ -6,7 +6,9 @@ Feature: A message that abuses the parser is answered, and the socket stays unde
   keys named twice, or a flood of pings. Each gets the answer the contract documents, the
   socket stays open, and it still lives by every rule: the connection limit, signing out
   and the token's expiry close it as they close any other. A socket that slipped out of
-  those rules would let one customer hold the service open past every limit.
+  those rules would let one customer hold the service open past every limit. A message
+  over the size limit, in one frame or in fragments, and text that is not UTF-8 close only
+  the socket that sent them: see protocol.feature, whose rows for them are LIM-05's too.
 
   Background:
     Given Alice has an account on the Free plan
@@ -39,17 +41,3 @@ Feature: A message that abuses the parser is answered, and the socket stays unde
     Given Alice is connected from her laptop with a token that expires in 2 seconds
     When Alice's laptop sends every kind of abusive message
     Then Alice's laptop is disconnected as "token expired" within 1 second of the expiry
-
-  @req.LIM-05 @normal
-  Scenario Outline: A message the service cannot take closes that socket only: <case>
-    Given Bob has an account on the Free plan
-    And Bob is connected from his laptop
-    When Alice's laptop sends the service <case> (Autobahn <autobahn>)
-    Then Alice's laptop is disconnected with close code <close>
-    And Bob's laptop is still usable
-
-    Examples:
-      | case                                       | autobahn | close |
-      | a message over the size limit in fragments | 9.x      | 1009  |
-      | invalid UTF-8 in a text frame              | 6.x      | 1007  |
-      | invalid UTF-8 in the second fragment       | 6.x      | 1007  |

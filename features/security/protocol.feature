@@ -32,8 +32,6 @@ Feature: A client that breaks the WebSocket protocol is disconnected cleanly and
       | a continuation frame with nothing to continue       | 5.x      | 1002  |
       | a final continuation frame with nothing to continue | 5.x      | 1002  |
       | a new text message while a fragmented one is open   | 5.x      | 1002  |
-      | invalid UTF-8 in a text frame                       | 6.x      | 1007  |
-      | invalid UTF-8 in the second fragment                | 6.x      | 1007  |
       | an overlong encoding of a slash                     | 6.x      | 1007  |
       | a surrogate encoded in UTF-8                        | 6.x      | 1007  |
       | a code point beyond U+10FFFF                        | 6.x      | 1007  |
@@ -49,9 +47,15 @@ Feature: A client that breaks the WebSocket protocol is disconnected cleanly and
       | a close with the code 1005                          | 7.x      | 1002  |
       | a close with the code 1015                          | 7.x      | 1002  |
       | a close with the code 5000                          | 7.x      | 1002  |
+      | a frame that announces 2 GB                         | 9.x      | 1009  |
+
+    @req.LIM-05
+    Examples: messages the service cannot take (LIM-05 too)
+      | case                                                | autobahn | close |
+      | invalid UTF-8 in a text frame                       | 6.x      | 1007  |
+      | invalid UTF-8 in the second fragment                | 6.x      | 1007  |
       | a message just over the size limit                  | 9.x      | 1009  |
       | a message over the size limit in fragments          | 9.x      | 1009  |
-      | a frame that announces 2 GB                         | 9.x      | 1009  |
 
   @req.LIM-06 @normal
   Scenario Outline: A client that bends but keeps the protocol is answered as usual: <case>
