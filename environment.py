@@ -22,6 +22,12 @@ def before_scenario(context, scenario):
     context.world = context.harness.new_scenario(scenario)
 
 
+def before_step(context, step):
+    world = getattr(context, "world", None)
+    if world is not None:
+        world.cast.step_begins(step.step_type)
+
+
 def after_scenario(context, scenario):
     world = getattr(context, "world", None)
     if world is not None:

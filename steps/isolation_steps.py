@@ -30,7 +30,7 @@ async def nothing_from_run(context, name, device, receives):
     world = context.world
     entry = world.cast.actor(name).device(device)
     request = world.cast.actor(name).last_request()
-    await entry.open_connection().fence(world.cast.timeout, world.backstop)
+    await world.cast.fence_one(entry.open_connection(), world.backstop)
     check_nothing_of_run(entry, request)
 
 

@@ -45,7 +45,7 @@ async def refused_tool(context, name, tense, pronoun, reason):
 async def nothing_ran(context, name):
     actor = context.world.cast.actor(name)
     request = actor.last_request()
-    await request.device.open_connection().fence(context.world.cast.timeout, context.world.backstop)
+    await context.world.cast.fence_one(request.device.open_connection(), context.world.backstop)
     rows = await context.harness.database.executions_for(actor.user_id, request.id)
     check_nothing_ran(request, rows)
 

@@ -21,7 +21,7 @@ async def own_runs_only(context, name, receives, count):
 async def nothing_of_other_device(context, name, device, receives, owner, other):
     receiver = context.world.cast.actor(name).device(device)
     source = context.world.cast.actor(owner).device(other)
-    await receiver.open_connection().fence(context.world.cast.timeout, context.world.backstop)
+    await context.world.cast.fence_one(receiver.open_connection(), context.world.backstop)
     check_nothing_reached(context.world.leak_detector, receiver.party, source.party)
 
 

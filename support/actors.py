@@ -525,6 +525,8 @@ class Cast:
         self.timeout = timeout
         self.tokens = tokens
         self.connections: list[RecordedConnection] = []
+        self._swept: int | None = None  # frames seen on every socket when the last full sweep ended
+        self._acted_since_sweep = True
         self._actors: dict[str, Actor] = {}
         self._run_tag = run_tag
 
@@ -623,10 +625,36 @@ class Cast:
             async with gate:
                 await connection.fence(self.timeout, backstop=0)
 
+        if self.drained_since_last_sweep():
+            return
         fenced = [c for c in self.connections if c.is_open]
         await asyncio.gather(*(fence(c) for c in fenced))
         if fenced:  # with no socket left open, nothing can still arrive on one
             await asyncio.sleep(backstop)
+        self._swept = self._frames_seen()
+        self._acted_since_sweep = False
+
+    async def fence_one(self, connection: RecordedConnection, backstop: float) -> None:
+        """Drain one socket's delivery path, unless a full sweep already has and nothing happened since."""
+        if not self.drained_since_last_sweep():
+            await connection.fence(self.timeout, backstop)
+
+    def step_begins(self, keyword: str) -> None:
+        """A step starts (environment.py). Any but a Then step may act (sign out, write, ask over HTTP)
+        in ways no transcript shows, so after one the next check sweeps again."""
+        if keyword != "then":
+            self._acted_since_sweep = True
+
+    def drained_since_last_sweep(self) -> bool:
+        """A full sweep ended, and since then only Then steps ran and no socket saw a frame.
+
+        Then every delivery path is still proven drained and nothing was sent that could put
+        anything on one: sweeping again would only wait.
+        """
+        return not self._acted_since_sweep and self._swept == self._frames_seen()
+
+    def _frames_seen(self) -> int:
+        return sum(len(getattr(c, "transcript", ())) for c in self.connections)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)

@@ -212,7 +212,7 @@ class Harness:
         self._restore_links()
         sweep_error = None
         try:
-            self.loop.run(cast.fence_all(self.settings.backstop_seconds),
+            self.loop.run(cast.fence_all(self.settings.backstop_seconds),  # skipped when already drained
                           timeout=cast.timeout + self.settings.backstop_seconds + 1)
         except (AssertionError, TimeoutError) as error:
             sweep_error = error

@@ -33,16 +33,21 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: dict[str, str] = {}
+        self._longest_first: list[tuple[str, str]] | None = []  # None: sort again before use
         self._lock = threading.Lock()
 
     def register(self, secret: str | None, label: str = "secret") -> None:
         if secret and len(secret) >= 6:
             with self._lock:
                 self._secrets[secret] = f"<{label} redacted>"
+                self._longest_first = None
 
     def redact(self, text: str) -> str:
         with self._lock:
-            secrets = sorted(self._secrets.items(), key=lambda item: -len(item[0]))
+            # Sorted once per change, not per call: a run registers thousands of tokens.
+            if self._longest_first is None:
+                self._longest_first = sorted(self._secrets.items(), key=lambda item: -len(item[0]))
+            secrets = self._longest_first
         for secret, placeholder in secrets:
             if secret in text:
                 text = text.replace(secret, placeholder)
