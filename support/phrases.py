@@ -492,10 +492,10 @@ def parse_close_code(text: str) -> int:
 
 # Every phrase type a step sentence may use, by the name it has in braces.
 PHRASE_TYPES: dict[str, Callable] = {
-    "ContractOperation": parse_operation, "Replayed": parse_replayed,
     "ForgedToken": parse_forged_token, "HandshakeShape": parse_handshake_shape, "LookAlike": parse_look_alike,
     "Abuse": parse_abuse, "AbuseAnswer": parse_abuse_answer, "ProtocolCase": parse_protocol_case,
     "Autobahn": parse_autobahn, "CloseCode": parse_close_code,
+    "ContractOperation": parse_operation, "Replayed": parse_replayed,
     "Name": parse_name, "Names": parse_names, "Pronoun": parse_pronoun,
     "Device": parse_device, "Devices": parse_devices, "DeviceName": parse_device_name,
     "DeviceNames": parse_device_names, "Count": parse_count, "Token": parse_token, "Statuses": parse_statuses,
