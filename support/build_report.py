@@ -30,7 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .meta_evidence import DIRECTORY as PLANTED_RESULTS, area_summary, evidence_csv, meta_outcomes, read_proofs
+from .meta_evidence import (
+    DIRECTORY as PLANTED_RESULTS, area_summary, evidence_csv, meta_outcomes, read_proofs, stage_proofs,
+)
 from .operations import coverage_csv, coverage_html, coverage_rows
 from .report_coverage import Coverage
 
@@ -122,7 +124,8 @@ def embedded_files(index: Path) -> dict[str, bytes]:
     return {match["path"]: base64.b64decode(match["data"]) for match in _EMBEDDED.finditer(text)}
 
 
-def build(results: Path, output: Path, history: Path, planted: Path = PLANTED_RESULTS) -> BuiltReport:
+def build(results: Path, output: Path, history: Path, planted: Path | None = None) -> BuiltReport:
+    """The report of ``results``; with ``planted``, META-02's evidence from the planted-defect tests too."""
     started = time.monotonic()
     results, output, history = Path(results).resolve(), Path(output).resolve(), Path(history).resolve()
     if not any(results.glob("*-result.json")):
@@ -130,9 +133,8 @@ def build(results: Path, output: Path, history: Path, planted: Path = PLANTED_RE
     allure = ensure_allure()
     coverage = Coverage.from_allure_results(results)
     # META-02: the planted-defect tests' results, when they have run (tests/meta_evidence.py).
-    proofs = read_proofs(planted)
+    proofs = read_proofs(planted) if planted is not None else []
     coverage.add_outcomes("META-02", meta_outcomes(proofs))
-    inputs = [str(results)] + ([str(Path(planted).resolve())] if proofs else [])
     history.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="report-") as staging:
         table = Path(staging) / "requirement-coverage.csv"
@@ -140,6 +142,7 @@ def build(results: Path, output: Path, history: Path, planted: Path = PLANTED_RE
         isolation_summary, isolation = coverage_rows(results)
         operations = Path(staging) / "isolation-coverage.csv"
         operations.write_text(coverage_csv(isolation), encoding="utf-8")
+        inputs = [str(results)] + ([str(stage_proofs(planted, Path(staging) / "planted"))] if proofs else [])
         evidence = Path(staging) / "planted-defects-by-area.csv"
         evidence.write_text(evidence_csv(proofs), encoding="utf-8")
         environment = {**os.environ, "REPORT_OUTPUT": str(output), "REPORT_HISTORY": str(history),

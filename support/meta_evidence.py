@@ -51,6 +51,25 @@ def read_proofs(directory: Path = DIRECTORY) -> list[PlantedProof]:
     return sorted(proofs, key=lambda p: (p.area, p.requirement, p.defect))
 
 
+def stage_proofs(directory: Path, staging: Path) -> Path:
+    """Copy the planted-defect results of ``directory`` and their attachments into ``staging``
+    (other tests' results there stay out of the report)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for path in Path(directory).glob("*-result.json"):
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not any(label.get("name") == "planted_requirement" for label in result.get("labels", [])):
+            continue
+        (staging / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        for attachment in result.get("attachments", []):
+            source = Path(directory) / attachment.get("source", "")
+            if source.is_file():
+                (staging / source.name).write_bytes(source.read_bytes())
+    return staging
+
+
 def meta_outcomes(proofs: list[PlantedProof], catalogue: RequirementCatalogue | None = None) -> list[ScenarioOutcome]:
     """META-02's outcomes: one per planted defect, and a failure for each area with none.
 

@@ -50,7 +50,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    if config.option.allure_report_dir == str(EVIDENCE) and any(planted(item) for item in items):
+    session.runs_planted_tests = any(planted(item) for item in items)
+    if config.option.allure_report_dir == str(EVIDENCE) and session.runs_planted_tests:
         for path in EVIDENCE.glob("*"):  # this session's planted tests are the evidence now
             if path.is_file():
                 path.unlink()
@@ -75,8 +76,8 @@ def pytest_runtest_call(item):
 
 def pytest_sessionfinish(session):
     """Keep only the planted-defect tests' results (and what they refer to) as evidence."""
-    if not EVIDENCE.is_dir():
-        return
+    if not EVIDENCE.is_dir() or not getattr(session, "runs_planted_tests", False):
+        return  # another session's evidence is left as it is (the build reads only planted results)
     kept_files: set[str] = set()
     for path in EVIDENCE.glob("*-result.json"):
         result = json.loads(path.read_text(encoding="utf-8"))
@@ -86,7 +87,7 @@ def pytest_sessionfinish(session):
         else:
             path.unlink()
     for path in EVIDENCE.iterdir():
-        if path.name not in kept_files and not path.name.endswith("-result.json"):
+        if path.name not in kept_files and not path.name.endswith(("-result.json", ".tmp")):
             path.unlink()
 
 

@@ -41,3 +41,23 @@ def test_an_area_without_a_planted_defect_or_a_failed_proof_fails_meta_02(tmp_pa
 def test_no_planted_results_leaves_meta_02_to_say_so(tmp_path):
     assert meta_outcomes(read_proofs(tmp_path)) == []
     assert "run `python -m pytest tests/test_planted_*.py`" in area_summary([])
+
+
+def test_the_release_report_shows_meta_02_from_the_planted_results(tmp_path):
+    from support.build_report import build
+
+    results, planted = tmp_path / "results", tmp_path / "planted"
+    results.mkdir(), planted.mkdir()
+    (results / f"{uuid.uuid4()}-result.json").write_text(json.dumps({
+        "uuid": str(uuid.uuid4()), "name": "Bob sees nothing of Alice's conversation", "status": "passed",
+        "start": 1, "stop": 2, "labels": [{"name": "requirement", "value": "ISO-01"}]}))
+    write_result(planted, "AUTH-05", "expiry-never-armed", "passed")
+    report = build(results, tmp_path / "report", tmp_path / "history.jsonl", planted)
+    table = json.loads((report.index.parent / "requirement-coverage.json").read_text())
+    meta = next(row for row in table["requirements"] if row["id"] == "META-02")
+    assert meta["status"] == "failing", meta  # one area proven, the others not
+    evidence = (report.index.parent / "planted-defects-by-area.csv").read_text()
+    assert "AUTH,AUTH-05,expiry-never-armed,yes" in evidence.replace("\r", "")
+    without = build(results, tmp_path / "report-without", tmp_path / "history.jsonl")
+    table = json.loads((without.index.parent / "requirement-coverage.json").read_text())
+    assert next(row for row in table["requirements"] if row["id"] == "META-02")["status"] == "not covered"
