@@ -225,11 +225,11 @@ class Harness:
                 world.frame_check.raise_if_violated()
         except AssertionError as violation:
             self.isolation.settle(passed=False)
-            self.labeller.fail_current_scenario(str(violation))
+            self.labeller.fail_current_scenario(self.redactor.redact(str(violation)))
             raise
         self.isolation.settle(passed=not scenario_failed and sweep_error is None)
         if sweep_error is not None and not scenario_failed:
-            message = f"the final isolation sweep could not drain every socket: {sweep_error}"
+            message = self.redactor.redact(f"the final isolation sweep could not drain every socket: {sweep_error}")
             self.labeller.fail_current_scenario(message)
             raise AssertionError(message)
 

@@ -75,12 +75,22 @@ def harness_step(step: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     """Turn an ``async def`` step into one behave can call, run on the harness loop.
 
     After the step, the scenario's leak detector is consulted: a step that passes its own
-    checks still fails if any socket saw another party's data meanwhile.
+    checks still fails if any socket saw another party's data meanwhile. A failure's message
+    is redacted here, at its source, so no token or secret it quotes reaches behave's output,
+    its JSON or the Allure result's status details.
     """
 
     @functools.wraps(step)
     def run_on_harness_loop(context, *args, **kwargs):
-        context.harness.loop.run(step(context, *args, **kwargs))
-        context.world.leak_detector.raise_if_violated()
+        try:
+            context.harness.loop.run(step(context, *args, **kwargs))
+            context.world.leak_detector.raise_if_violated()
+        except Exception as failure:
+            redacted = context.harness.redactor.redact(str(failure))
+            if redacted == str(failure):
+                raise
+            # A message that quoted a secret: the same failure, told without it (and without
+            # the original, whose message and arguments still hold the secret).
+            raise (AssertionError if isinstance(failure, AssertionError) else RuntimeError)(redacted) from None
 
     return run_on_harness_loop

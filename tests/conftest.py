@@ -212,7 +212,23 @@ def run_spec(*args: str, env: dict | None = None, tmp_path: Path, timeout: float
     completed = subprocess.run(command, cwd=REPO, env={**os.environ, **(env or {})},
                                capture_output=True, text=True, timeout=timeout)
     report = json.loads(report_path.read_text()) if report_path.exists() and report_path.stat().st_size else []
-    return SpecRun(completed.returncode, completed.stdout + completed.stderr, report, allure_dir)
+    run = SpecRun(completed.returncode, completed.stdout + completed.stderr, report, allure_dir)
+    check_nothing_leaked(run, report_path, [(env or {}).get("JWT_SECRET"), (env or {}).get("OPERATOR_TOKEN")])
+    return run
+
+
+def check_nothing_leaked(run: SpecRun, report_path: Path, secrets: list[str | None]) -> None:
+    """Every run, failing ones above all, writes no raw token or secret: console, behave's JSON
+    report and the Allure results (status details included)."""
+    from secret_scan import scan, scan_bytes
+
+    secrets = [s for s in secrets if s]
+    found = scan_bytes("console output", run.output.encode(), secrets)
+    if report_path.exists():
+        found += scan_bytes(report_path.name, report_path.read_bytes(), secrets)
+    if run.allure_dir.exists():
+        found += scan(run.allure_dir, secrets)
+    assert not found, f"the run wrote a secret or raw token: {found[:3]}"
 
 
 @dataclass

@@ -137,7 +137,7 @@ def test_the_fuzz_finds_a_server_error_planted_in_the_sign_up(services):
         "email-type-unchecked", {**services.environment, "BACKEND_MODE": "development"})},
         module="tests.planted.http_defects")
     try:
-        calls, failures = fuzz(planted.url, examples=20, only="/auth/register")
+        calls, failures = fuzz(planted.url, examples=80, only="/auth/register")
     finally:
         services.stop_backend(planted)
     assert calls > 0 and failures, "the fuzz did not notice that a sign-up without an email is a 500"

@@ -183,6 +183,11 @@ CASES = [
         Fails("refused_past_limit", "0 of Alice's 31 questions (30 left of a limit of 30) were refused"),
         Fails("refused_past_limit", "1 of Alice's 32 questions (30 left of a limit of 30) were refused")],
         tags="not req.LIM-04"),
+    # A second device must not bring a fresh allowance (issue 13): only the scenario spreading
+    # the questions over two devices notices.
+    Case("LIM-02", "rate-limit-per-socket", ABUSE, [
+        Fails("refused_past_limit", "0 of Alice's 32 questions (30 left of a limit of 30) were refused")],
+        tags="not req.LIM-04"),
     Case("LIM-02", "no-retry-after", ABUSE, [
         Fails("refused_past_limit", re.compile(r"the refusal of question \d+ gives no usable retry-after hint")),
         Fails("refused_past_limit", re.compile(r"the refusal of question \d+ gives no usable retry-after hint"))],
@@ -198,6 +203,9 @@ CASES = [
         Fails("publishes_settings", "the config document does not publish handshake timeout")]),
     Case("ROUTE-03", "secret-in-security-config", ENDPOINTS, [
         Fails("no_secret", "the published document contains the signing secret")]),
+    # The same secret in another spelling: base64url in a JWK's k (issue 13).
+    Case("ROUTE-03", "secret-as-jwk", ENDPOINTS, [
+        Fails("no_secret", re.compile(r"contains the signing secret \(base64|symmetric JSON Web Key"))]),
 ]
 
 

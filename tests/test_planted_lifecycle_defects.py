@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, SpecRun
+from conftest import REPO, SpecRun, check_nothing_leaked
 from test_planted_contract_defects import EVENT_TIMEOUT_SECONDS, Case, Fails, Lab, Outcome, control_key
 from test_planted_contract_defects import test_a_planted_defect_fails_the_scenario_that_covers_it as check_case
 
@@ -37,6 +37,8 @@ LIFECYCLE = "features/accounts/lifecycle.feature"
 DEVICES = "features/sessions/several_devices.feature"
 PLANS = "features/plans/plans_and_permissions.feature"
 PRESSURE = "features/authentication/under_pressure.feature"
+ISOLATION = "features/isolation/between_users.feature"
+CHURN = "features/resilience/churn.feature"
 
 
 CASES = [
@@ -81,6 +83,14 @@ CASES = [
         Fails("refused_past_limit", "0 of Alice's 6 questions (5 left of a limit of 5) were refused")]),
     Case("AGENT-03", "run-recorded-as-default-agent", PLANS, [
         Fails("recorded_with_agent_and_tool", "its agent is 'assistant', expected 'researcher'")]),
+    # Isolation across instances and under load (issue 9).
+    Case("ISO-07", "fanout-local-only", ISOLATION, [
+        Fails("receives_thread_message", "did not receive 'Rent is due on Friday' in the thread")], instances=2),
+    Case("ISO-04", "agent-answers-latest-session", ISOLATION, [
+        # Runs in flight at once answer into each other's sessions: an answer goes missing.
+        Fails("each_full_answer", re.compile(r"did not receive the end of the agent's run|received the events"))]),
+    Case("RES-04", "abandoned-handshake-kept", CHURN, [
+        Fails("count_back", re.compile(r"still counts \d+ open sockets after 2 s"))]),
     Case("AUTH-08", "handshakes-share-a-connection", PRESSURE, [
         # pressure_steps: connection_steps has a step function of the same name.
         Fails("pressure_steps.each_connected", re.compile(r"\d+ of 25 people could not connect; first: .*HTTP 503"))]),
@@ -121,7 +131,9 @@ def run_embedded_spec(defect: str, *args: str, tmp_path: Path, timeout: float = 
     environment["SPEC_EVENT_TIMEOUT_SECONDS"] = EVENT_TIMEOUT_SECONDS
     completed = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
     report = json.loads(report_path.read_text()) if report_path.exists() and report_path.stat().st_size else []
-    return SpecRun(completed.returncode, completed.stdout + completed.stderr, report, allure_dir)
+    run = SpecRun(completed.returncode, completed.stdout + completed.stderr, report, allure_dir)
+    check_nothing_leaked(run, report_path, [])  # the embedded default's secrets are its own
+    return run
 
 
 class LifecycleLab(Lab):

@@ -3,40 +3,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import re
 
 from conftest import run_spec
-
-# A JWT, or one base64url-encoded (the subprotocol carrier); the latter only where it starts a
-# word, since "ZXlK" turns up by chance in the middle of any long base64 blob.
-TOKEN_SHAPED = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-                          rb"|(?<![A-Za-z0-9+/_-])ZXlK[A-Za-z0-9_-]{24,}")
-# The single-file report embeds its data (attachments included) base64-encoded.
-BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
-
-
-def _layers(data: bytes) -> list[bytes]:
-    """The bytes themselves, and every long base64 run in them decoded."""
-    layers = [data]
-    for match in BASE64_RUN.finditer(data):
-        run = match.group(0)
-        try:
-            layers.append(base64.b64decode(run + b"=" * (-len(run) % 4)))
-        except (binascii.Error, ValueError):
-            continue
-    return layers
-
-
-def scan(directory, secrets: list[str]) -> list[str]:
-    found = []
-    for path in directory.rglob("*"):
-        if path.is_file():
-            for data in _layers(path.read_bytes()):
-                found += [f"{path.name}: token-shaped {m.group(0)[:20]!r}..." for m in TOKEN_SHAPED.finditer(data)]
-                found += [f"{path.name}: contains a configured secret" for s in secrets if s.encode() in data]
-    return found
-
+from secret_scan import TOKEN_SHAPED, scan
 
 def test_a_real_run_writes_no_token_and_no_secret(planted_server, tmp_path):
     server = planted_server("none")
@@ -74,3 +43,16 @@ def test_the_scan_finds_a_token_and_a_secret_embedded_in_a_single_file_report(tm
     embedded = base64.b64encode(leaked).decode()
     (tmp_path / "index.html").write_text(f'<script>d("data/attachments/1.txt","{embedded}")</script>')
     assert len(scan(tmp_path, ["hunter2-hunter2"])) == 3
+
+
+def test_a_failing_carrier_check_quotes_no_token(planted_server, tmp_path):
+    """A server that selects the offered token as its subprotocol: the check fails, naming the token
+    only by its claims, in the console, behave's JSON and the Allure status details."""
+    server = planted_server("echo-token-subprotocol")
+    run = run_spec("features/authentication/handshake.feature", "--tags=req.AUTH-02", env=server.target,
+                   tmp_path=tmp_path)
+    failed = run.failed_checks()
+    assert failed and all(check.check.endswith("selected_marker") for check in failed), run.output
+    assert "redacted" in failed[0].message and "expected exactly 'jwt-auth'" in failed[0].message, failed[0].message
+    assert scan(run.allure_dir, [server.secret]) == []
+    assert not TOKEN_SHAPED.search(run.output.encode())

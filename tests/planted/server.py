@@ -46,7 +46,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-DEFECTS = ("none", "leak", "drop-event", "accept-any-token", "undocumented-field", "undocumented-frame")
+DEFECTS = ("none", "leak", "drop-event", "accept-any-token", "undocumented-field", "undocumented-frame",
+           "echo-token-subprotocol")
 ISSUER, AUDIENCE, TTL, MARKER = "planted-server", "chat-clients", 900, "jwt-auth"
 PLANS = ("free", "pro", "enterprise")
 DEVICES = ("laptop_browser", "mobile_browser", "desktop_app", "tablet_browser")
@@ -188,7 +189,12 @@ class Planted:
         if who is None:
             await ws.send_denial_response(JSONResponse(UNAUTHORIZED, status_code=401))
             return
-        await ws.accept(subprotocol=MARKER if MARKER in ws.scope.get("subprotocols", []) else None)
+        offered = ws.scope.get("subprotocols", [])
+        if self.defect == "echo-token-subprotocol":  # DEFECT: selects the offered token, not the marker
+            tokens = [p for p in offered if p != MARKER]
+            await ws.accept(subprotocol=tokens[0] if tokens else (MARKER if MARKER in offered else None))
+        else:
+            await ws.accept(subprotocol=MARKER if MARKER in offered else None)
         conn = Conn(ws, *who)
         welcome = {"user_id": conn.user_id, "session_id": conn.session_id, "connection_id": conn.id}
         if self.defect == "undocumented-field":  # DEFECT: a field the contract does not list
