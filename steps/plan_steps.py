@@ -6,7 +6,8 @@ from behave import given, then, when
 
 from support.loop import harness_step
 from support.questions import (
-    check_execution_recorded, check_nothing_ran, check_permission_denied, check_published, tool_answer,
+    check_execution_recorded, check_http_refusal, check_nothing_ran, check_permission_denied, check_published,
+    tool_answer,
 )
 
 
@@ -16,6 +17,26 @@ from support.questions import (
 async def changes_plan(context, name, plan):
     cast = context.world.cast
     await cast.actor(name).change_plan(cast.plan(plan))
+
+
+@when("{name:Name} tries to move {self_:Herself} to the {plan:Plan} plan")
+@harness_step
+async def tries_self_service_plan(context, name, self_, plan):
+    cast = context.world.cast
+    await cast.actor(name).try_self_service_plan(cast.plan(plan))
+
+
+@when("{name:Name} reads the service's security health without an operator's credential")
+@harness_step
+async def reads_health_as_stranger(context, name):
+    await context.world.cast.actor(name).read_health_as_stranger()
+
+
+@then('{name:Name} {tense:Tense} refused with HTTP {status:d} "{code:Code}"')
+@then("{name:Name} {tense:Tense} refused with HTTP {status:d}")
+@harness_step
+async def refused_over_http(context, name, tense, status, code=None):
+    check_http_refusal(context.world.cast.actor(name).http_answer, f"{name}'s request", status, code)
 
 
 @when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}" using the tool "{tool}"')

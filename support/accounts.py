@@ -58,6 +58,10 @@ class AccountApi:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self._client.post(path, json=body, headers=headers)
 
+    async def get(self, path: str) -> httpx.Response:
+        """A raw GET without any credential, for answers a step inspects itself (refusals included)."""
+        return await self._client.get(path)
+
     async def refresh(self, refresh_token: str) -> SessionTokens:
         return await self._tokens("the refresh", "/auth/refresh", {"refresh_token": refresh_token}, 200)
 

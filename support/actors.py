@@ -380,6 +380,16 @@ class Actor:
         await self.cast.api.change_plan(device.tokens.access_token, plan)
         self.plan = plan
 
+    async def try_self_service_plan(self, plan: str) -> None:
+        """Ask, with the actor's own sign-in, to be moved to ``plan`` (the development shortcut); keep the answer."""
+        device = await self.sign_in(next(iter(self.devices), "laptop"))
+        self.http_answer = await self.cast.api.post("/account/plan", {"plan": plan}, device.tokens.access_token)
+
+    async def read_health_as_stranger(self) -> None:
+        """Read the detailed health document with no credential at all; keep the answer."""
+        self.http_answer = await self.cast.api.get(self.cast.instance.config.get("endpoints", {}).get(
+            "secure_health", "/ws/secure/health"))
+
     async def sign_out(self, device: str) -> None:
         await self.cast.api.logout(self.device(device).tokens.access_token)
 

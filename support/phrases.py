@@ -413,6 +413,11 @@ def parse_stay(text: str) -> str:
     return text
 
 
+@_phrase_type(r"herself|himself|themselves|themself", "herself, himself or themselves", "herself")
+def parse_herself(text: str) -> str:
+    return text
+
+
 @_phrase_type(r"signs|logs", "signs or logs", "signs")
 def parse_signs(text: str) -> str:
     return text
@@ -504,7 +509,7 @@ PHRASE_TYPES: dict[str, Callable] = {
     "Role": parse_role, "Agent": parse_agent, "Agents": parse_agents, "ToolRefusal": parse_tool_refusal, "Spelling": parse_spelling,
     "ThreadAction": parse_thread_action, "IdentityStore": parse_identity_store, "Instance": parse_instance,
     "Mode": parse_mode, "Stall": parse_stall, "Tense": parse_tense, "Receives": parse_receives,
-    "She": parse_subject_pronoun, "Stay": parse_stay, "Signs": parse_signs,
+    "She": parse_subject_pronoun, "Herself": parse_herself, "Stay": parse_stay, "Signs": parse_signs,
     "Seconds": counted("second"), "Minutes": counted("minute"), "Messages": counted("message"),
     "Questions": counted("question"), "PrivateQuestions": counted("question", prefix="private"),
     "Tabs": counted("tab"), "Times": counted("time"), "People": counted("person", "people"),

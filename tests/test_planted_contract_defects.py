@@ -41,6 +41,7 @@ ABUSE = "features/limits/abuse.feature"
 FORMATS = "features/messages/formats.feature"
 JSON_RPC = "features/messages/json_rpc.feature"
 ENDPOINTS = "features/discovery/endpoints.feature"
+PLANS = "features/plans/plans_and_permissions.feature"
 PUBLISHED = "features/discovery/published_configuration.feature"
 
 # What the embedded default gives its development instances: timers short enough that the
@@ -203,6 +204,12 @@ CASES = [
         Fails("publishes_settings", "the config document does not publish handshake timeout")]),
     Case("ROUTE-03", "secret-in-security-config", ENDPOINTS, [
         Fails("no_secret", "the published document contains the signing secret")]),
+    # Entitlements and health details are the operator's in production (issue 12, items 7-8).
+    Case("ROUTE-04", "self-service-plan-in-production", PLANS, [
+        Fails("refused_over_http", "was answered HTTP 200 {\"plan\":\"enterprise\"}; expected 403 operator_required")],
+        mode="production"),
+    Case("ROUTE-04", "health-details-public", PLANS, [
+        Fails("refused_over_http", "was answered HTTP 200")], mode="production"),
     # The same secret in another spelling: base64url in a JWK's k (issue 13).
     Case("ROUTE-03", "secret-as-jwk", ENDPOINTS, [
         Fails("no_secret", re.compile(r"contains the signing secret \(base64|symmetric JSON Web Key"))]),

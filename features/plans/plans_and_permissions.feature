@@ -91,3 +91,16 @@ Feature: Plans differ in what they allow, and a change applies to the next conne
     And Alice is connected from her laptop
     When Alice asks her agent 6 questions, one after another
     Then Alice's last question is refused as "usage_limit_reached" with a hint when to retry
+
+  @req.ROUTE-04 @mode.production @critical
+  Scenario: In production nobody gives themselves another plan
+    Given Alice has an account on the Free plan
+    When Alice tries to move herself to the Enterprise plan
+    Then Alice is refused with HTTP 403 "operator_required"
+    And the service has an account for Alice on the Free plan
+
+  @req.ROUTE-04 @mode.production @normal
+  Scenario: In production the detailed health is the operator's to read
+    Given Alice has an account on the Free plan
+    When Alice reads the service's security health without an operator's credential
+    Then Alice is refused with HTTP 401

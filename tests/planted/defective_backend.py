@@ -396,6 +396,37 @@ def plant_secret_in_security_config() -> None:
     app.security_document = leaky
 
 
+@defect("self-service-plan-in-production")
+def plant_self_service_plan_in_production() -> None:
+    """ROUTE-04: the self-service plan change skips its production check: anyone moves themselves to Enterprise."""
+    from backend import account
+
+    change_plan = original(account, "change_plan")
+
+    @functools.wraps(change_plan)
+    async def self_service(request):
+        state = request.app.state
+        mode, state.config = state.config.mode, replace(state.config, mode="development")
+        try:
+            return await change_plan(request)
+        finally:
+            state.config = replace(state.config, mode=mode)
+
+    account.change_plan = self_service
+
+
+@defect("health-details-public")
+def plant_health_details_public() -> None:
+    """ROUTE-04: the detailed health counts a request with no Authorization header as the operator's."""
+    standing = original(auth, "operator_standing")
+
+    def lenient(request, config):
+        answer = standing(request, config)
+        return auth.OPERATOR if answer == auth.NO_OPERATOR else answer
+
+    auth.operator_standing = lenient
+
+
 @defect("secret-as-jwk")
 def plant_secret_as_jwk() -> None:
     """ROUTE-03: /ws/secure/config publishes the signing secret as a JSON Web Key (base64url in `k`)."""
