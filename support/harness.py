@@ -50,6 +50,8 @@ class ScenarioWorld:
     attempt = Remembered("When Alice tries to connect from her laptop with an expired token", "a refused attempt")
     connection_limit = Remembered("Given Alice may keep at most 3 connections open", "the connection limit")
     rate_limit = Remembered("Given Alice may send at most 30 messages a minute", "the message rate")
+    start_attempt = Remembered("When a production instance is started with a signing secret of 31 bytes",
+                               "an instance started by the scenario")
     planted = Remembered("When a copy of Alice's answer is slipped into Bob's phone event channel", "a planted leak")
     interrupted = Remembered("When the database becomes unreachable while Alice signs up",
                              "an operation an outage cut short")
@@ -302,6 +304,7 @@ CONTROLLABLE_TAGS = {
     "identity_store.controllable": "cuts the service's database link",
     "redis.controllable": "cuts the service's Redis link",
     "capacity.small": "fills an instance to its capacity",
+    "starts.instances": "starts instances of the reference backend of its own",
 }
 
 

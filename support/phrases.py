@@ -21,6 +21,7 @@ import parse
 
 from .connection import deliberately_malformed
 from .instances import ADDRESSES, UNFINISHED_HANDSHAKES
+from .start_up import START_SECRETS
 
 # -- the vocabulary -------------------------------------------------------------------
 
@@ -418,6 +419,12 @@ def parse_herself(text: str) -> str:
     return text
 
 
+@_phrase_type(_alternatives(START_SECRETS), f"a signing secret to start with: {_listed(START_SECRETS)}",
+              "a signing secret of 31 bytes")
+def parse_start_secret(text: str) -> str:
+    return START_SECRETS[text]()
+
+
 @_phrase_type(r"signs|logs", "signs or logs", "signs")
 def parse_signs(text: str) -> str:
     return text
@@ -509,7 +516,7 @@ PHRASE_TYPES: dict[str, Callable] = {
     "Role": parse_role, "Agent": parse_agent, "Agents": parse_agents, "ToolRefusal": parse_tool_refusal, "Spelling": parse_spelling,
     "ThreadAction": parse_thread_action, "IdentityStore": parse_identity_store, "Instance": parse_instance,
     "Mode": parse_mode, "Stall": parse_stall, "Tense": parse_tense, "Receives": parse_receives,
-    "She": parse_subject_pronoun, "Herself": parse_herself, "Stay": parse_stay, "Signs": parse_signs,
+    "She": parse_subject_pronoun, "Herself": parse_herself, "StartSecret": parse_start_secret, "Stay": parse_stay, "Signs": parse_signs,
     "Seconds": counted("second"), "Minutes": counted("minute"), "Messages": counted("message"),
     "Questions": counted("question"), "PrivateQuestions": counted("question", prefix="private"),
     "Tabs": counted("tab"), "Times": counted("time"), "People": counted("person", "people"),

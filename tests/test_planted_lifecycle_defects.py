@@ -39,6 +39,7 @@ PLANS = "features/plans/plans_and_permissions.feature"
 PRESSURE = "features/authentication/under_pressure.feature"
 ISOLATION = "features/isolation/between_users.feature"
 CHURN = "features/resilience/churn.feature"
+START_UP = "features/security/start_up.feature"
 
 
 CASES = [
@@ -100,6 +101,11 @@ CASES = [
 EMBEDDED_CASES = [
     Case("AUTH-09", "fail-open-when-store-out", PRESSURE, [
         Fails("refused_while_down", "was accepted")]),
+    Case("AUTH-12", "weak-secret-accepted", START_UP, [
+        *(Fails("refuses_to_start", "instance started and served with a weak signing secret", row=case)
+          for case in ("a known default", "too short")),
+        # Without the check the developer's warning is gone too.
+        Fails("starts_with_warning", "expected one warning about its signing secret")]),
     Case("AUTH-09", "breaker-never-opens", PRESSURE, [
         Fails("breaker_open", "breaker as 'closed'; expected 'open'")]),
 ]

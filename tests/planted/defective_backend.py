@@ -427,6 +427,12 @@ def plant_health_details_public() -> None:
     auth.operator_standing = lenient
 
 
+@defect("weak-secret-accepted")
+def plant_weak_secret_accepted() -> None:
+    """AUTH-12: the start-up check of the signing secret is gone: production starts with any secret."""
+    patch(entry, "weak_secret", lambda secret: None)
+
+
 @defect("secret-as-jwk")
 def plant_secret_as_jwk() -> None:
     """ROUTE-03: /ws/secure/config publishes the signing secret as a JSON Web Key (base64url in `k`)."""
