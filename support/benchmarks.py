@@ -131,3 +131,26 @@ def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # After the command name: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def performance_outcomes(results: dict[str, dict] | None = None) -> dict[str, list]:
+    """PERF-* requirement -> one outcome per benchmark naming it, for the report's coverage.
+
+    A benchmark that has not run, or ran only in its quick mode (sizes too small to verify a
+    load requirement), counts as not run; only a full run passes or fails its requirement.
+    """
+    from .report_coverage import FAILED, PASSED, SKIPPED, ScenarioOutcome
+
+    results = bench_results() if results is None else results
+    outcomes: dict[str, list] = {}
+    for name, entry in results.items():
+        status = entry["status"]
+        if entry.get("quick"):
+            outcome, said = SKIPPED, f"benchmark {name}: quick run only"
+        else:
+            outcome = {PASSING: PASSED, FAILING: FAILED}.get(status, SKIPPED)
+            said = f"benchmark {name}: {status}"
+        for requirement in entry["requirements"]:
+            if requirement.startswith("PERF-"):
+                outcomes.setdefault(requirement, []).append(ScenarioOutcome(said, outcome))
+    return outcomes

@@ -33,6 +33,7 @@ from pathlib import Path
 from .meta_evidence import (
     DIRECTORY as PLANTED_RESULTS, area_summary, evidence_csv, meta_outcomes, read_proofs, stage_proofs,
 )
+from .benchmarks import RESULTS_DIR as BENCH_RESULTS, bench_results, performance_outcomes
 from .operations import coverage_csv, coverage_html, coverage_rows
 from .report_coverage import Coverage
 
@@ -124,8 +125,10 @@ def embedded_files(index: Path) -> dict[str, bytes]:
     return {match["path"]: base64.b64decode(match["data"]) for match in _EMBEDDED.finditer(text)}
 
 
-def build(results: Path, output: Path, history: Path, planted: Path | None = None) -> BuiltReport:
-    """The report of ``results``; with ``planted``, META-02's evidence from the planted-defect tests too."""
+def build(results: Path, output: Path, history: Path, planted: Path | None = None,
+          benchmarks: Path | None = None) -> BuiltReport:
+    """The report of ``results``; with ``planted``, META-02's evidence from the planted-defect tests
+    too; with ``benchmarks``, PERF-01 and PERF-02 from bench/results (passing, failing, not run)."""
     started = time.monotonic()
     results, output, history = Path(results).resolve(), Path(output).resolve(), Path(history).resolve()
     if not any(results.glob("*-result.json")):
@@ -135,6 +138,9 @@ def build(results: Path, output: Path, history: Path, planted: Path | None = Non
     # META-02: the planted-defect tests' results, when they have run (tests/meta_evidence.py).
     proofs = read_proofs(planted) if planted is not None else []
     coverage.add_outcomes("META-02", meta_outcomes(proofs))
+    if benchmarks is not None:
+        for requirement, outcomes in performance_outcomes(bench_results(benchmarks)).items():
+            coverage.add_outcomes(requirement, outcomes)
     history.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="report-") as staging:
         table = Path(staging) / "requirement-coverage.csv"
@@ -186,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planted", default=PLANTED_RESULTS, type=Path,
                         help="the planted-defect tests' results, META-02's evidence (default: planted-results, "
                              "written by `python -m pytest tests/test_planted_*.py`)")
+    parser.add_argument("--benchmarks", default=BENCH_RESULTS, type=Path,
+                        help="the benchmarks' results, PERF-01 and PERF-02 (default: bench/results; a quick "
+                             "run counts as not run)")
     arguments = parser.parse_args(argv)
     try:
-        report = build(arguments.results, arguments.output, arguments.history, arguments.planted)
+        report = build(arguments.results, arguments.output, arguments.history, arguments.planted,
+                       arguments.benchmarks)
     except BuildError as error:
         print(f"[report] {error}", file=sys.stderr)
         return 2

@@ -61,3 +61,16 @@ def test_the_release_report_shows_meta_02_from_the_planted_results(tmp_path):
     without = build(results, tmp_path / "report-without", tmp_path / "history.jsonl")
     table = json.loads((without.index.parent / "requirement-coverage.json").read_text())
     assert next(row for row in table["requirements"] if row["id"] == "META-02")["status"] == "not covered"
+
+
+def test_benchmarks_decide_perf_in_the_report_and_a_quick_run_verifies_nothing():
+    from support.benchmarks import performance_outcomes
+    from support.report_coverage import SKIPPED
+
+    results = {"handshake_latency": {"status": "failing", "requirements": ["PERF-02", "AUTH-08"], "quick": False},
+               "harness_vs_bare": {"status": "passing", "requirements": ["PERF-01", "ISO-04"], "quick": True},
+               "fanout_cpu": {"status": "not run", "requirements": ["PERF-01"]}}
+    outcomes = performance_outcomes(results)
+    assert set(outcomes) == {"PERF-01", "PERF-02"}, "only PERF requirements are decided by benchmarks"
+    assert [o.outcome for o in outcomes["PERF-02"]] == [FAILED]
+    assert {o.outcome for o in outcomes["PERF-01"]} == {SKIPPED}
