@@ -7,6 +7,9 @@ from behave import then, when
 from support.loop import harness_step
 from support.questions import check_agent_events, check_execution_recorded, check_own_answers
 
+# What each person of a group asks; the harness adds a private marker to every question.
+PRIVATE_QUESTION = "What is {name}'s private balance, part {number}?"
+
 
 @when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}"')
 @when('{name:Name} asked {pronoun:Pronoun} agent "{question:Quoted}"')
@@ -26,25 +29,18 @@ async def asks_from(context, name, pronoun, question, device):
 
 @when("each of them asks their agent {count:PrivateQuestions}")
 @when("each of them asks their agent {count:PrivateQuestions} at the same time")
-@harness_step
-async def each_asks(context, count):
-    """Everyone of the group asks at once, from the one device each is connected from."""
-    await asyncio.gather(*(actor.ask_many(None, count, "What is {name}'s private balance, part {number}?")
-                           for actor in context.world.members()))
-
-
 @when("each of them asks their agent {count:PrivateQuestions} from their {device:DeviceName}")
 @when("each of them asks their agent {count:PrivateQuestions} from their {device:DeviceName} at the same time")
 @harness_step
-async def each_asks_from(context, count, device):
-    await asyncio.gather(*(actor.ask_many(device, count, "What is {name}'s private balance, part {number}?")
-                           for actor in context.world.members()))
+async def each_asks(context, count, device=None):
+    """Everyone of the group asks at once, from the device named, or the one each is connected from."""
+    await asyncio.gather(*(actor.ask_many(device, count, PRIVATE_QUESTION) for actor in context.world.members()))
 
 
 @when("each of them asks their agent {count:PrivateQuestions} from each of their devices at the same time")
 @harness_step
 async def each_asks_from_every_device(context, count):
-    await asyncio.gather(*(actor.ask_many(device.name, count, "What is {name}'s private balance, part {number}?")
+    await asyncio.gather(*(actor.ask_many(device.name, count, PRIVATE_QUESTION)
                            for actor in context.world.members() for device in actor.connected_devices()))
 
 

@@ -99,16 +99,10 @@ async def dropped_in_time(context):
 
 
 @when("each of them connects and disconnects {times:Times}")
-@harness_step
-async def churn(context, times):
-    world = context.world
-    await world.note_connection_baseline()
-    await asyncio.gather(*(actor.churn("laptop", times) for actor in world.members()))
-
-
 @when("each of them connects from {device:Device} and disconnects {times:Times}")
 @harness_step
-async def churn_from(context, device, times):
+async def churn(context, times, device="laptop"):
+    """Everyone connects and disconnects, one after the other (from the laptop unless a device is named)."""
     world = context.world
     await world.note_connection_baseline()
     await asyncio.gather(*(actor.churn(device, times) for actor in world.members()))

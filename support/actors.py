@@ -558,7 +558,7 @@ class Cast:
         """``name``'s tools client, or the only one of the scenario when the sentence names nobody."""
         if name is not None:
             return self.actor(name).tools
-        clients = [a for a in self.actors if "_remembered_tools" in a.__dict__]
+        clients = [a for a in self.actors if remembered(a, "tools")]
         if not clients:
             raise MissingStep(Actor.tools.sentence, Actor.tools.what)
         if len(clients) > 1:
@@ -566,7 +566,7 @@ class Cast:
         return clients[0].tools
 
     def last_http_answer(self):
-        answered = [a for a in self.actors if "_remembered_http_answer" in a.__dict__]
+        answered = [a for a in self.actors if remembered(a, "http_answer")]
         if not answered:
             raise AssertionError("this step needs an HTTP request whose answer is checked ('When someone signs up "
                                  "again with Alice's e-mail address written in capital letters') earlier")
@@ -629,14 +629,14 @@ class Cast:
         thousands of sockets, is a load test of its own that the sweep must not be. One
         backstop after the last fence is back covers every socket.
         """
+        if self.drained_since_last_sweep():
+            return
         gate = asyncio.Semaphore(in_flight)
 
         async def fence(connection: RecordedConnection) -> None:
             async with gate:
                 await connection.fence(self.timeout, backstop=0)
 
-        if self.drained_since_last_sweep():
-            return
         fenced = [c for c in self.connections if c.is_open]
         await asyncio.gather(*(fence(c) for c in fenced))
         if fenced:  # with no socket left open, nothing can still arrive on one

@@ -26,7 +26,7 @@ from .settings import Settings
 from .redis_proxy import RedisProxy
 from .store_proxy import StoreProxy
 from .tokens import TokenFactory
-from .world import Remembered
+from .world import Remembered, remembered
 
 
 class ScenarioWorld:
@@ -74,12 +74,12 @@ class ScenarioWorld:
     def stated_limit(self, code: str, actor) -> int | None:
         """The limit behind refusal ``code`` as the scenario stated it, or None (then the published one counts)."""
         if code == "rate_limited":
-            return self.rate_limit if Remembered.given(type(self).rate_limit, self) else None
+            return self.rate_limit if remembered(self, "rate_limit") else None
         return actor.daily_runs
 
     async def note_connection_baseline(self) -> None:
         """Note, once per scenario, what the instance counts before the comings and goings begin."""
-        if not Remembered.given(type(self).churn_baseline, self):
+        if not remembered(self, "churn_baseline"):
             health = await self.cast.instance.security_health()
             self.churn_baseline = (health["connections"]["open"], health["memory_rss_bytes"])
 

@@ -34,19 +34,28 @@ class PlantedProof:
         return f"{self.area}: {self.defect} planted, {self.requirement} fails"
 
 
-def read_proofs(directory: Path = DIRECTORY) -> list[PlantedProof]:
-    """Every planted-defect result in ``directory`` (none if the planted tests have not run)."""
-    proofs = []
+# The labels tests/meta_evidence.py puts on each planted-defect result.
+REQUIREMENT_LABEL, DEFECT_LABEL = "planted_requirement", "planted_defect"
+
+
+def _planted_results(directory: Path):
+    """(path, result) of every planted-defect result in ``directory``."""
     for path in sorted(Path(directory).glob("*-result.json")):
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if any(label.get("name") == REQUIREMENT_LABEL for label in result.get("labels", [])):
+            yield path, result
+
+
+def read_proofs(directory: Path = DIRECTORY) -> list[PlantedProof]:
+    """Every planted-defect result in ``directory`` (none if the planted tests have not run)."""
+    proofs = []
+    for _, result in _planted_results(directory):
         labels = {label.get("name"): label.get("value") for label in result.get("labels", [])}
-        if "planted_requirement" not in labels:
-            continue
-        requirement = labels["planted_requirement"]
-        proofs.append(PlantedProof(requirement.split("-")[0], requirement, labels.get("planted_defect", "?"),
+        requirement = labels[REQUIREMENT_LABEL]
+        proofs.append(PlantedProof(requirement.split("-")[0], requirement, labels.get(DEFECT_LABEL, "?"),
                                    _OUTCOMES.get(result.get("status"), SKIPPED)))
     return sorted(proofs, key=lambda p: (p.area, p.requirement, p.defect))
 
@@ -55,13 +64,7 @@ def stage_proofs(directory: Path, staging: Path) -> Path:
     """Copy the planted-defect results of ``directory`` and their attachments into ``staging``
     (other tests' results there stay out of the report)."""
     staging.mkdir(parents=True, exist_ok=True)
-    for path in Path(directory).glob("*-result.json"):
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not any(label.get("name") == "planted_requirement" for label in result.get("labels", [])):
-            continue
+    for path, result in _planted_results(directory):
         (staging / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
         for attachment in result.get("attachments", []):
             source = Path(directory) / attachment.get("source", "")

@@ -533,8 +533,7 @@ def allowance_left(actor: Actor, code: str, limit: int, burst_start: float) -> i
             for connection in device.tabs:
                 for frame in connection.transcript:
                     if frame.direction == "sent" and burst_start - 60 < frame.at < burst_start:
-                        kind = (frame.message or {}).get("type") if frame.message else None
-                        counted += kind not in UNCOUNTED
+                        counted += (frame.message or {}).get("type") not in UNCOUNTED
         return limit - counted
     earlier = [r for r in actor.requests if r.at < burst_start]
     return limit - len(earlier)

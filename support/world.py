@@ -43,4 +43,4 @@ class Remembered:
 
 def remembered(holder, name: str) -> bool:
     """Whether ``holder``'s fact ``name`` was left by an earlier step."""
-    return type(holder).__dict__[name].given(holder)
+    return getattr(type(holder), name).given(holder)

@@ -17,15 +17,13 @@ replaces the evidence; results of other tests are not kept.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import allure
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EVIDENCE = REPO / "planted-results"
+from support.meta_evidence import DEFECT_LABEL, DIRECTORY as EVIDENCE, REQUIREMENT_LABEL
+
 PLANTED_FILES = "test_planted_"
-DEFECT_LABEL, REQUIREMENT_LABEL = "planted_defect", "planted_requirement"
 
 
 def planted(item) -> tuple[str, str] | None:
