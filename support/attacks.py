@@ -31,7 +31,7 @@ from .instances import Instance
 from .key_url_listener import KeyUrlListener
 from .raw_frames import TEXT, RawFrameClient, UpgradeAnswer, send_upgrade, upgrade_request
 from .tokens import TokenFactory
-from .world import Remembered
+from .world import Remembered, remembered
 
 # The carriers of docs/contract.md section 4, and the socket addresses of the config document.
 CARRIERS = ("bearer header", "prefixed subprotocol", "encoded subprotocol")
@@ -695,7 +695,7 @@ class SecurityDesk:
         """A bench against ``victim`` (an Actor with an account) on the scenario's instance."""
         cast = self.cast
         instance = instance or cast.instance
-        url = self.key_server.url if Remembered.given(type(self).key_server, self) else "http://127.0.0.1:9"
+        url = self.key_server.url if remembered(self, "key_server") else "http://127.0.0.1:9"
         device = victim.devices[victim.any_device_name()]
         other_name = "Bob" if victim.name != "Bob" else "Carol"
 
