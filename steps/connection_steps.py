@@ -201,6 +201,6 @@ async def sends_ping(context, name, device, message_id):
 @harness_step
 async def receives_reply(context, name, device, receives, kind, message_id):
     entry = context.world.cast.actor(name).device(device)
-    await entry.open_connection().wait_for(lambda f: f.type == kind and f.id == message_id,
+    await entry.received_on().wait_for(lambda f: f.type == kind and f.id == message_id,
                                            f'a "{kind}" with the id {message_id!r}', context.world.cast.timeout,
                                            entry.last_sent)

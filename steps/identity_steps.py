@@ -33,7 +33,7 @@ async def connected_after_old_expiry(context, name, device, tense, seconds):
 @harness_step
 async def told(context, name, device, tense, code):
     entry = context.world.cast.actor(name).device(device)
-    await error_reply(entry.open_connection(), code, context.world.cast.timeout, entry.last_sent)
+    await error_reply(entry.received_on(), code, context.world.cast.timeout, entry.last_sent)
 
 
 @when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}" claiming to be {other:Name}')

@@ -22,7 +22,7 @@ async def sends_invalid_utf8(context, name, device):
 @harness_step
 async def told_naming(context, name, device, tense, code, culprit):
     entry = context.world.cast.actor(name).device(device)
-    frame = await error_reply(entry.open_connection(), code, context.world.cast.timeout, entry.last_sent)
+    frame = await error_reply(entry.received_on(), code, context.world.cast.timeout, entry.last_sent)
     check_error_names(frame, culprit)
 
 

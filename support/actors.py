@@ -88,6 +88,14 @@ class Device:
                                  f"from her {self.name}\")")
         return self.connection
 
+    def received_on(self) -> RecordedConnection:
+        """The device's latest socket, open or closed: what it received stays readable after a close
+        (a refusal is often followed at once by the close it announces)."""
+        if self.connection is None:
+            raise AssertionError(f"{self} never connected; the scenario must connect it first "
+                                 f"(\"Given {self.actor.name} is connected from her {self.name}\")")
+        return self.connection
+
     async def send(self, message) -> int:
         """Send one message on the open socket; remember where its answer is to be looked for."""
         self.last_sent = await self.open_connection().send(message)
@@ -346,7 +354,7 @@ class Actor:
         request = self.last_request()
         events = await self.answer_to(request)
         await fanout.publish(session_channel(target.tokens.session_id), events[-1].text)
-        await target.open_connection().wait_for(lambda f: request.marker in f.text,
+        await target.received_on().wait_for(lambda f: request.marker in f.text,
                                                 f"the planted copy of {self.name}'s answer", self.cast.timeout)
         return self.cast.leak_detector.take_planted()
 

@@ -483,7 +483,7 @@ def check_thread_unknown(device: Device, answer: Frame) -> None:
 
 
 async def check_thread_message(device: Device, thread_id: str, text: str, timeout: float) -> None:
-    await device.open_connection().wait_for(
+    await device.received_on().wait_for(
         lambda f: f.type == "thread_message" and text in f.text and thread_id in f.text,
         f"{text!r} in the thread", timeout)
 
@@ -515,7 +515,7 @@ def check_token_lifetime(tokens, config: dict) -> None:
 
 
 async def tool_answer(request: AgentRequest, timeout: float) -> Frame:
-    return await request.device.open_connection().wait_for(
+    return await request.device.received_on().wait_for(
         lambda f: f.id == request.id and f.type in ("permission_denied", "agent_completed", "error"),
         "the answer to the tool request", timeout, request.sent_index)
 
@@ -563,7 +563,7 @@ async def check_refused_past_limit(actor: Actor, code: str, stated_limit: int | 
                              f"{allowance} left of a limit of {limit} put {past} past it")
 
     async def first_answer(request: AgentRequest) -> Frame:
-        return await request.device.open_connection().wait_for(
+        return await request.device.received_on().wait_for(
             lambda f: f.id == request.id and f.type in ("error", *AGENT_EVENTS),
             f"the answer to {request.question!r}", timeout, request.sent_index)
 
