@@ -8,6 +8,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 from websockets.asyncio.client import connect
@@ -40,16 +41,10 @@ class Frame:
     at: float       # wall-clock time
     text: str
 
-    @property
-    def message(self) -> dict | None:
-        """The frame as a JSON object, or None if it is not one."""
-        try:
-            value = json.loads(self.text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+    # A frame is read many times (every wait on its socket looks at it): parsed once, on the
+    # first look. A frame's text never changes, so neither does what it parses to.
 
-    @property
+    @cached_property
     def json(self):
         """The frame as any JSON value (a JSON-RPC batch reply is a list), or None."""
         try:
@@ -57,11 +52,17 @@ class Frame:
         except ValueError:
             return None
 
-    @property
+    @cached_property
+    def message(self) -> dict | None:
+        """The frame as a JSON object, or None if it is not one."""
+        value = self.json
+        return value if isinstance(value, dict) else None
+
+    @cached_property
     def type(self) -> str | None:
         return (self.message or {}).get("type")
 
-    @property
+    @cached_property
     def id(self) -> Any:
         return (self.message or {}).get("id")
 
@@ -246,9 +247,13 @@ class RecordedConnection:
         within ``timeout`` seconds or the socket closes first.
         """
         deadline = asyncio.get_running_loop().time() + timeout
+        looked = since  # frames before this index have been looked at already: only new ones are
         async with self._changed:
             while True:
-                for frame in self.transcript[since:]:
+                transcript = self.transcript
+                while looked < len(transcript):
+                    frame = transcript[looked]
+                    looked += 1
                     if frame.direction == "received" and matches(frame):
                         return frame
                 if self.close_code is not None:
