@@ -197,6 +197,8 @@ class Harness:
                                               "the target is external")
         else:
             instances, reason = choose_instances(self.instances, tags)
+        if "load.large" in tags and self.settings.load != "large":
+            reason = "it is the large load profile, minutes long; run it with -D load=large (or SPEC_LOAD=large)"
         if reason:
             say(f"skipped {scenario.name!r}: {reason}")
             scenario.skip(reason=reason)

@@ -23,7 +23,10 @@ _NAMES = {
     "event_timeout_seconds": "SPEC_EVENT_TIMEOUT_SECONDS",
     "operator_token": "OPERATOR_TOKEN",
     "frame_check": "SPEC_FRAME_CHECK",
+    "load": "SPEC_LOAD",
 }
+# Which load profiles run (features/performance/): the small one always, the large one on request.
+LOAD_PROFILES = ("small", "large")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class Settings:
     operator_token: str | None = None
     # Every frame checked against docs/asyncapi.yaml (SPEC_FRAME_CHECK=off turns it off).
     frame_check: bool = True
+    # "large" also runs the scenarios tagged @load.large (a release-size crowd, minutes long).
+    load: str = "small"
 
     @classmethod
     def load(cls, userdata: Mapping[str, str] | None = None,
@@ -73,6 +78,10 @@ class Settings:
             if flag not in ("on", "off"):
                 raise SettingsError(f"SPEC_FRAME_CHECK / -D frame_check must be on or off, got {raw['frame_check']!r}")
             raw["frame_check"] = flag == "on"
+        if "load" in raw:
+            raw["load"] = str(raw["load"]).strip().lower()
+            if raw["load"] not in LOAD_PROFILES:
+                raise SettingsError(f"SPEC_LOAD / -D load must be {' or '.join(LOAD_PROFILES)}, got {raw['load']!r}")
         settings = cls(**raw)
         settings._validate()
         return settings
