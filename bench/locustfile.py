@@ -12,8 +12,12 @@ addresses) are checked among the people of the same worker.
 What it reports, to Locust's statistics (aggregated on the master):
 - ``WS chat answer``: from sending a question to its ``agent_completed``; a failure if the
   answer is an error, does not come within --answer-timeout, or the socket closes;
-- ``LEAK isolation``: one failure per frame that reached a socket it must not reach, with
-  the receiver, the owner and the frame.
+- ``LEAK isolation``: one failure per frame that reached a socket it must not reach, saying on
+  which worker, with the receiver, the owner and the frame (the frame for the first few only:
+  a leak among 1,000 people is thousands of frames).
+
+The master also prints each worker's frames checked and leaks seen, and the leaks first among
+the errors.
 
 The run ends non-zero (``environment.process_exit_code``) on any leak, on any failed answer,
 or when the 99th percentile of the answers misses bench/thresholds.toml [locust] (or
@@ -34,6 +38,7 @@ import time
 from pathlib import Path
 
 import gevent
+import gevent.lock
 import websocket  # websocket-client: blocking sockets that gevent makes cooperative
 from gevent.event import AsyncResult
 from locust import HttpUser, events, task
@@ -41,14 +46,22 @@ from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: support/ is the harness
 
+from bench.load import raise_file_limit  # noqa: E402
 from support.benchmarks import check_at_least, check_at_most, thresholds, write_result  # noqa: E402
 from support.leaks import SESSION, LeakDetector, Party  # noqa: E402
 
 DETECTOR = LeakDetector()  # one per worker process; every user of the worker reports to it
 LEAKS_SEEN = 0
+PEOPLE_HERE: set[str] = set()  # the user ids of this worker's people
+# Each leak is a failure of its own, but only the first few carry their frame (of a person of
+# this worker's, and of one whose marker says they are another worker's): a leak at 1,000
+# people can be thousands of frames, and Locust keeps and prints every distinct message.
+LEAKS_SHOWN = 5
+_LEAKS_SHOWN_BY_OWNER = {True: 0, False: 0}  # owner among PEOPLE_HERE -> frames shown
 WORKER_FIGURES: dict[str, dict] = {}  # on the master: what each worker last reported
 DEVICES = {"laptop": "laptop_browser", "phone": "mobile_browser"}
 _TARGET: dict = {}  # the config document's origin and socket path, read once per process
+_TARGET_READ = gevent.lock.Semaphore()  # by the first person; those arriving meanwhile wait for it
 
 
 @events.init_command_line_parser.add_listener
@@ -65,6 +78,7 @@ def _arguments(parser) -> None:
 
 @events.init.add_listener
 def _require_a_shared_key(environment, **_) -> None:
+    raise_file_limit()  # three descriptors a person (two sockets, one HTTP connection); Locust asks for 10,000 only
     distributed = isinstance(environment.runner, (MasterRunner, WorkerRunner))
     if distributed and not os.environ.get("LEAK_MARKER_KEY"):
         sys.exit("LEAK_MARKER_KEY must be set, to the same hex key on the master and every worker: "
@@ -92,6 +106,7 @@ class ChatUser(HttpUser):
                                              "device_type": DEVICES["phone"]}, 200)
         user = Party(f"person {email.split('@')[0]}", laptop["user_id"])
         DETECTOR.own(user, laptop["user_id"], "user id")
+        PEOPLE_HERE.add(laptop["user_id"])
         DETECTOR.own(user, email, "e-mail address")
         self.parties = {}
         for device, tokens in (("laptop", laptop), ("phone", phone)):
@@ -129,9 +144,15 @@ class ChatUser(HttpUser):
         global LEAKS_SEEN
         for violation in DETECTOR.inspect(party, text):
             LEAKS_SEEN += 1
+            where, owner_here = _process_name(self.environment), violation.owner.user_id in PEOPLE_HERE
+            _LEAKS_SHOWN_BY_OWNER[owner_here] += 1
+            said = (f"leak seen on {where}: {str(violation)[:1000]}"
+                    if _LEAKS_SHOWN_BY_OWNER[owner_here] <= LEAKS_SHOWN else
+                    f"leak seen on {where}: more frames reached sockets they must not reach (each counted; "
+                    f"the first {LEAKS_SHOWN} of a person here and of one elsewhere are shown)")
             self.environment.events.request.fire(
                 request_type="LEAK", name="isolation", response_time=0, response_length=len(text),
-                exception=AssertionError(str(violation)[:1000]), context={})
+                exception=AssertionError(said), context={})
 
     def _read(self, party: Party, socket: websocket.WebSocket) -> None:
         try:
@@ -181,17 +202,23 @@ class ChatUser(HttpUser):
 
 
 def _target(user: ChatUser) -> dict:
-    if not _TARGET:
-        config = user.client.get("/ws/config", name="/ws/config").json()
-        # The origin a browser of the product's own web app sends (docs/contract.md, section 10).
-        with user.client.get("/ws/secure/config", name="/ws/secure/config", catch_response=True) as answer:
-            security = answer.json() if answer.status_code == 200 else {}
-            answer.success()  # a target without the security document is no failure
-        allowed = security.get("allowed_origins") or []
-        base = user.host.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        _TARGET.update(socket_url=base + (config.get("endpoints") or {}).get("websocket", "/ws"),
-                       origin=allowed[0] if allowed else None)
+    with _TARGET_READ:
+        if not _TARGET:
+            config = user.client.get("/ws/config", name="/ws/config").json()
+            # The origin a browser of the product's own web app sends (docs/contract.md, section 10).
+            with user.client.get("/ws/secure/config", name="/ws/secure/config", catch_response=True) as answer:
+                security = answer.json() if answer.status_code == 200 else {}
+                answer.success()  # a target without the security document is no failure
+            allowed = security.get("allowed_origins") or []
+            base = user.host.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+            _TARGET.update(socket_url=base + (config.get("endpoints") or {}).get("websocket", "/ws"),
+                           origin=allowed[0] if allowed else None)
     return _TARGET
+
+
+def _process_name(environment) -> str:
+    runner = environment.runner
+    return f"worker {runner.client_id}" if isinstance(runner, WorkerRunner) else "the local runner"
 
 
 def _fire(user: ChatUser, kind: str, name: str, started: float, exception: Exception | None = None) -> None:
@@ -243,7 +270,12 @@ def _judge(environment, **_) -> None:
     measured["leaks"] = max(measured["leaks"], sum(f.get("leaks", 0) for f in figures))
     for check in checks:
         print(f"[locust profile] {check}", flush=True)
-    for error in list(stats.errors.values())[:5]:
+    for client_id, worker in sorted(WORKER_FIGURES.items()):
+        print(f"[locust profile] worker {client_id}: {worker.get('frames_checked', 0)} frames checked, "
+              f"{worker.get('leaks', 0)} leaks", flush=True)
+    # The leaks first: they are what the run is for, whatever else failed beside them.
+    errors = sorted(stats.errors.values(), key=lambda error: error.method != "LEAK")
+    for error in errors[:2 * LEAKS_SHOWN]:
         print(f"[locust profile] {error.method} {error.name}: {error.error} ({error.occurrences}x)", flush=True)
     path = write_result("locust", measured=measured, checks=checks, quick=False)
     print(f"[locust profile] result: {path}", flush=True)
