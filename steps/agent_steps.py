@@ -4,11 +4,9 @@ import asyncio
 
 from behave import then, when
 
+from support.actors import PRIVATE_QUESTION
 from support.loop import harness_step
 from support.questions import check_agent_events, check_execution_recorded, check_own_answers
-
-# What each person of a group asks; the harness adds a private marker to every question.
-PRIVATE_QUESTION = "What is {name}'s private balance, part {number}?"
 
 
 @when('{name:Name} asks {pronoun:Pronoun} agent "{question:Quoted}"')

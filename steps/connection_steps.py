@@ -42,7 +42,7 @@ async def connected_through(context, name, device, instance):
 @when("each of them connects from {devices:Devices}")
 @harness_step
 async def each_connected(context, devices):
-    await asyncio.gather(*(actor.connect(device) for actor in context.world.members() for device in devices))
+    await context.world.cast.connect_each(context.world.members(), devices)
 
 
 @when("{name:Name} connects from {device:Device} with the token in the {carrier:Carrier}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import secrets
 import time
 import uuid
@@ -22,6 +23,23 @@ from .world import MissingStep, Remembered, remembered
 DEFAULT_ORIGIN = object()  # the instance's own web app origin
 
 AGENT_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
+
+
+def _allow_open_files(sockets: int) -> None:
+    """Let this process hold ``sockets`` sockets and then some: raise its open-file limit up to the
+    hard limit, or refuse in plain words when even that is too low."""
+    needed = sockets + 256  # the run's own files, database and Redis connections, the HTTP pool
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise AssertionError(f"{sockets:,} sockets need about {needed:,} open files, and this process may open "
+                             f"at most {hard:,}; raise the limit (ulimit -n {needed}) and run again")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else hard, hard))
+
+
+# What each person of a group asks; the harness adds a private marker to every question.
+PRIVATE_QUESTION = "What is {name}'s private balance, part {number}?"
 
 
 @dataclass
@@ -533,6 +551,13 @@ class ToolsClient:
 class Cast:
     """The actors of one scenario and the shared means they act with."""
 
+    # What a load profile asked, for the steps that check it (support/load_profile.py).
+    load_run = Remembered("When each of them asks their agent 5 private questions from their laptop over a minute",
+                          "questions asked over a period")
+    # Handshakes a step that connects a whole group has in flight at once: a thousand people
+    # connecting is a crowd arriving, not one burst ("at the same moment" is a step of its own).
+    HANDSHAKES_IN_FLIGHT = 64
+
     def __init__(self, instances: list[Instance], leak_detector: LeakDetector,
                  redactor: Redactor, timeout: float, run_tag: str, tokens: TokenFactory | None = None):
         self.instances = instances
@@ -581,10 +606,24 @@ class Cast:
         return answered[-1].http_answer
 
     async def sign_up_crowd(self, count: int, plan: str) -> list[str]:
-        """Sign up ``count`` people at once; their names, Visitor001 on."""
+        """Sign up ``count`` people, as many at once as handshakes; their names, Visitor001 on."""
         names = [f"Visitor{number:03d}" for number in range(1, count + 1)]
-        await asyncio.gather(*(self.actor(name).sign_up(plan) for name in names))
+        await self._at_most_in_flight(self.actor(name).sign_up(plan) for name in names)
         return names
+
+    async def connect_each(self, people: list["Actor"], devices: list[str]) -> None:
+        """Each person connects from each of ``devices``, at most HANDSHAKES_IN_FLIGHT handshakes at once."""
+        _allow_open_files(len(self.connections) + len(people) * len(devices))
+        await self._at_most_in_flight(person.connect(device) for person in people for device in devices)
+
+    async def _at_most_in_flight(self, work) -> list:
+        gate = asyncio.Semaphore(self.HANDSHAKES_IN_FLIGHT)
+
+        async def gated(step):
+            async with gate:
+                return await step
+
+        return await asyncio.gather(*(gated(step) for step in work))
 
     async def crowd(self, people: list["Actor"], forged: int) -> tuple[list, list]:
         """Everyone connects from their laptop at the same moment as ``forged`` strangers with forged tokens."""

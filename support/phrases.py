@@ -186,7 +186,8 @@ _SEPARATOR = r"(?:, and |, | and )"
 _OWNER_WORD = r"(?:her|his|their|a|an|the)"
 _DEVICE_NAME = "(?:" + _alternatives(DEVICE_TYPES) + ")"
 _DEVICE = rf"(?:{_OWNER_WORD} )?{_DEVICE_NAME}"
-_COUNT = r"(?:\d+|" + _alternatives(NUMBER_WORDS) + ")"
+# Digits (a thousands separator allowed: "1,000"), or a word up to twelve.
+_COUNT = r"(?:\d{1,3}(?:,\d{3})+|\d+|" + _alternatives(NUMBER_WORDS) + ")"
 
 
 def _split(text: str) -> list[str]:
@@ -199,8 +200,8 @@ def _device_word(text: str) -> str:
 
 
 def number(text: str) -> int:
-    """``3``, ``three``, ``a``: the count a feature wrote."""
-    text = text.strip().lower()
+    """``3``, ``1,000``, ``three``, ``a``: the count a feature wrote."""
+    text = text.strip().lower().replace(",", "")
     return int(text) if text.isdigit() else NUMBER_WORDS[text]
 
 
@@ -404,6 +405,32 @@ def parse_receives(text: str) -> str:
     return text
 
 
+@_phrase_type(rf"{_COUNT} (?:seconds|second|minutes|minute)", "a number (digits, or a/one to twelve) and "
+              "'second(s)' or 'minute(s)'", "2 seconds, a minute, 90 seconds")
+def parse_period(text: str) -> float:
+    """How long something takes, in seconds."""
+    count, unit = text.rsplit(" ", 1)
+    return float(number(count) * (60 if unit.startswith("minute") else 1))
+
+
+@dataclass(frozen=True)
+class Share:
+    """"99 in 100": a part of a whole, as a product owner writes a percentile."""
+
+    part: int
+    whole: int
+
+    def __str__(self) -> str:
+        return f"{self.part} in {self.whole}"
+
+
+@_phrase_type(r"\d+ in \d+", "a share of a whole: '<part> in <whole>', the part at most the whole",
+              "99 in 100, 19 in 20")
+def parse_share(text: str) -> Share:
+    part, whole = (int(value) for value in text.split(" in "))
+    return Share(part, whole)  # a part beyond its whole is refused by the step, in words
+
+
 @_phrase_type(r"she|he|they", "she, he or they", "she")
 def parse_subject_pronoun(text: str) -> str:
     return text
@@ -517,6 +544,7 @@ PHRASE_TYPES: dict[str, Callable] = {
     "ThreadAction": parse_thread_action, "IdentityStore": parse_identity_store, "Instance": parse_instance,
     "Mode": parse_mode, "Stall": parse_stall, "Tense": parse_tense, "Receives": parse_receives,
     "She": parse_subject_pronoun, "Herself": parse_herself, "StartSecret": parse_start_secret, "Stay": parse_stay, "Signs": parse_signs,
+    "Period": parse_period, "Share": parse_share,
     "Seconds": counted("second"), "Minutes": counted("minute"), "Messages": counted("message"),
     "Questions": counted("question"), "PrivateQuestions": counted("question", prefix="private"),
     "Tabs": counted("tab"), "Times": counted("time"), "People": counted("person", "people"),
