@@ -49,7 +49,15 @@ class Check:
 
     def __str__(self) -> str:
         relation = ">=" if self.at_least else "<="
-        return f"{self.name} {self.measured:.3g} (threshold {relation} {self.limit:g}): {'pass' if self.passed else 'FAIL'}"
+        return f"{self.name} {_figure(self.measured)} (threshold {relation} {_figure(self.limit)}): " \
+               f"{'pass' if self.passed else 'FAIL'}"
+
+
+def _figure(value: float) -> str:
+    """A measured figure as a person reads it: 2,260 and 0.885, never 2.26e+03."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def check_at_least(name: str, measured: float, limit: float) -> Check:
