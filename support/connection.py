@@ -234,8 +234,9 @@ class RecordedConnection:
                 if remaining <= 0:
                     return False
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                        await self._changed.wait()
+                except TimeoutError:
                     pass
         return True
 
@@ -264,8 +265,9 @@ class RecordedConnection:
                 if remaining <= 0:
                     raise AssertionError(f"{self.owner} did not receive {what} within {timeout:g} s")
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(remaining):  # no task per wake-up, unlike wait_for
+                        await self._changed.wait()
+                except TimeoutError:
                     pass
 
     async def fence(self, timeout: float, backstop: float) -> str | None:
