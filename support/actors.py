@@ -614,7 +614,17 @@ class Cast:
     async def connect_each(self, people: list["Actor"], devices: list[str]) -> None:
         """Each person connects from each of ``devices``, at most HANDSHAKES_IN_FLIGHT handshakes at once."""
         _allow_open_files(len(self.connections) + len(people) * len(devices))
-        await self._at_most_in_flight(person.connect(device) for person in people for device in devices)
+        wanted = len(people) * len(devices)
+
+        async def connect(person: "Actor", device: str) -> None:
+            try:
+                await person.connect(device)
+            except HandshakeRefused as refusal:
+                opened = sum(1 for p in people for d in p.devices.values() if d.connection and d.connection.is_open)
+                raise AssertionError(f"{person.name}'s {device} could not connect: {refusal}; {opened:,} of the "
+                                     f"group's {wanted:,} sockets were open by then") from None
+
+        await self._at_most_in_flight(connect(person, device) for person in people for device in devices)
 
     async def _at_most_in_flight(self, work) -> list:
         gate = asyncio.Semaphore(self.HANDSHAKES_IN_FLIGHT)
