@@ -71,13 +71,14 @@ def attach_text(name: str, text: str) -> None:
         body=text, name=name, attachment_type=AttachmentType.TEXT, extension="txt")
 
 
-def attach_allure_formatter(runner, config, directory: str) -> None:
+def attach_allure_formatter(runner, config, directory: str, clear: bool = True) -> None:
     """Write Allure results to ``directory`` whatever ``-f`` formatters the user chose.
 
     Configured in behave.ini, the Allure formatter would be merged with every ``-f`` given
     on the command line (behave appends them), so ``behave -f progress`` would print two
     formats at once. Added here instead, it is always on; ``-D allure_results=off`` turns
-    it off, and an Allure formatter already given with ``-f`` is left alone.
+    it off, and an Allure formatter already given with ``-f`` is left alone. A worker of a
+    parallel run (support/parallel.py) passes ``clear=False``: its parent cleared the directory once.
     """
     from allure_behave.formatter import AllureFormatter
     from behave.formatter.base import StreamOpener
@@ -85,7 +86,8 @@ def attach_allure_formatter(runner, config, directory: str) -> None:
     if directory.lower() in ("", "off", "none") or any(
             isinstance(f, AllureFormatter) for f in runner.formatters):
         return
-    clear_previous_results(Path(directory))
+    if clear:
+        clear_previous_results(Path(directory))
     runner.formatters.append(AllureFormatter(StreamOpener(filename=directory), config))
 
 
@@ -158,9 +160,11 @@ def write_environment(directory: Path, environment: dict[str, str]) -> Path:
     return path
 
 
-def finish_run(runner, harness) -> None:
+def finish_run(runner, harness, directory: Path | None = None) -> None:
     """The end of a run (from after_all): the coverage summary, the report's environment.
 
+    ``harness`` is the run's Harness, or the facts of a parallel run merged over its workers
+    (support/parallel.py's MergedRun, which tells its own environment and names ``directory``).
     Never raises: a failure here is reported and must not hide the run's own outcome.
     """
     from .report_coverage import Coverage
@@ -169,9 +173,10 @@ def finish_run(runner, harness) -> None:
     try:
         catalogue = harness.catalogue if harness is not None else None
         coverage = Coverage.from_behave(runner.features, catalogue)
-        directory = allure_results_directory(runner)
+        directory = directory or allure_results_directory(runner)
         if directory is not None:
-            write_environment(directory, run_environment(harness, coverage))
+            told = getattr(harness, "run_environment", None)
+            write_environment(directory, told(coverage) if told else run_environment(harness, coverage))
             if getattr(harness, "isolation", None) is not None:
                 harness.isolation.write(directory)
         for line in coverage.summary_lines():
