@@ -68,8 +68,9 @@ async def logout(request: Request) -> Response:
     user_id, session_id = grant.identity.user_id, grant.identity.session_id
     if not await db.revoke_session(state.pool, user_id, session_id):
         return _unauthorized()
-    # The database is the truth (handshakes and reauthentication ask it); the announcement
-    # closes the session's open sockets on every instance.
+    # The database is the truth (reauthentication asks it, and handshakes whenever the
+    # standing version moved on); the announcement closes the session's open sockets on
+    # every instance and moves that version on.
     await _announce_revocation(state, user_id, session_id)
     return Response(status_code=204)
 
@@ -89,7 +90,7 @@ async def change_plan(request: Request) -> JSONResponse:
     """Move the user to another plan; open sockets keep the plan they opened with."""
     grant = _bearer_grant(request)
     state = request.app.state
-    if grant is None or await db.touch_session(state.pool, grant.identity.user_id, grant.identity.session_id) is None:
+    if grant is None or await db.live_session(state.pool, grant.identity.user_id, grant.identity.session_id) is None:
         return _unauthorized()
     if state.config.mode != "development":
         return operator_required("a plan change")
@@ -98,6 +99,7 @@ async def change_plan(request: Request) -> JSONResponse:
     except InvalidRequest as exc:
         return error(422, "invalid_request", str(exc))
     await db.set_plan(state.pool, grant.identity.user_id, plan)
+    await state.registry.standing_changed(grant.identity.user_id)
     return JSONResponse({"plan": plan})
 
 
@@ -132,5 +134,6 @@ async def change_entitlements(request: Request) -> JSONResponse:
     changed = await db.set_entitlements(state.pool, user_id, plan, role)
     if changed is None:
         return error(404, "not_found", "no such user")
+    await state.registry.standing_changed(user_id)
     log.info("operator set user %s to plan %s, role %s", user_id, changed["plan"], changed["role"])
     return JSONResponse({"user_id": str(user_id), "plan": changed["plan"], "role": changed["role"]})

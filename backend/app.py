@@ -26,7 +26,8 @@ from .config import Config
 from .fanout import Fanout
 from .history import Retention
 from .ratelimit import RateLimiter
-from .registry import Registry
+from .registry import CONTROL_PREFIX, Registry
+from .standing import StandingCache
 from .store import Breaker, IdentityStore, call_timeout
 from .tokens import ALGORITHMS, Identity, issue_access_token, verify_access_token
 from .tools import TOOLS
@@ -105,14 +106,16 @@ def create_app(config: Config) -> Starlette:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise StartupError(f"cannot use PostgreSQL at DATABASE_URL: {exc}") from None
             stack.push_async_callback(db.close, pool)
-            events = Fanout(config.redis_url, retention(config))
+            events = Fanout(config.redis_url, retention(config), everywhere=(CONTROL_PREFIX,))
             try:
                 await events.start()
             except (OSError, redis.RedisError) as exc:
                 await events.close()
                 raise StartupError(f"cannot use Redis at REDIS_URL: {exc}") from None
             stack.push_async_callback(events.close)
-            registry = Registry(events, revocation_seconds=config.access_token_ttl_seconds)
+            kept = StandingCache(events.redis)
+            events.on_failure.append(lambda: kept.forget_all("the Redis subscription failed"))
+            registry = Registry(events, revocation_seconds=config.access_token_ttl_seconds, standing=kept)
             registry.start()
             stack.push_async_callback(registry.close)
             agent = Agent(pool, events)
@@ -121,7 +124,7 @@ def create_app(config: Config) -> Starlette:
             app.state.registry, app.state.limiter = registry, RateLimiter(events.redis)
             app.state.capacity = Capacity(config.max_sockets_per_instance)
             app.state.store = IdentityStore(pool, Breaker(config.identity_store_cooldown_seconds),
-                                            call_timeout(config.handshake_timeout_seconds))
+                                            call_timeout(config.handshake_timeout_seconds), kept)
             yield
 
     async def ws_config(request: Request) -> JSONResponse:
@@ -165,7 +168,24 @@ def create_app(config: Config) -> Starlette:
     ]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     handlers.update(dict.fromkeys(db.UNAVAILABLE + fanout.UNAVAILABLE, _unavailable))
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, max_body_size=MAX_BODY_BYTES)
+    return Service(routes=routes, lifespan=lifespan, exception_handlers=handlers, max_body_size=MAX_BODY_BYTES)
+
+
+class Service(Starlette):
+    """The application, whose sockets go straight to their routes.
+
+    The middleware around the routes is for HTTP: error responses, the body limit and the
+    exception handlers above, which all build HTTP responses. A socket's endpoint answers
+    every refusal and failure itself (websocket.py), so a handshake skips those layers,
+    which every one of its messages would otherwise pass through.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await self.router(scope, receive, send)
 
 
 async def _dependencies(state: Any) -> dict[str, bool]:

@@ -1,7 +1,8 @@
 """Authentication: password hashing, POST /auth/register and /auth/login, socket handshakes.
 
 A socket handshake asks the database through the identity store (store.py), whose circuit
-breaker refuses at once while the database is out of reach.
+breaker refuses at once while the database is out of reach, unless the store kept the
+session's standing from an earlier handshake and no change has touched it since.
 """
 
 from __future__ import annotations
@@ -307,19 +308,30 @@ async def authenticate_handshake(conn: HTTPConnection, config: Config, store: Id
 
 
 async def verify_live_token(config: Config, store: IdentityStore, token: str) -> Grant | None:
-    """The token's grant, with the user's plan and role, if it verifies and its session is live.
+    """A handshake's grant, with the user's plan and role, if the token verifies and its session is live.
 
-    Also used to reauthenticate. The token is checked first: one that cannot verify costs
-    the database nothing, and is refused with 401 even while the database is out of reach.
+    The token is checked first: one that cannot verify costs the database nothing, and is
+    refused with 401 even while the database is out of reach. The standing may be one this
+    instance kept: the grant carries its version, and counting the socket confirms it.
     """
     grant = verify_access_token(config, token)
     if grant is None:
         return None
-    user_id, session_id = grant.identity.user_id, grant.identity.session_id
-    standing = await store.run(lambda conn: db.touch_session(conn, user_id, session_id))
+    standing = await store.standing(grant.identity.user_id, grant.identity.session_id)
     if standing is None:
         return None
-    return dataclasses.replace(grant, plan=standing["plan"], role=standing["role"])
+    return dataclasses.replace(grant, plan=standing.plan, role=standing.role, standing=standing.version)
+
+
+async def recheck_live_token(config: Config, store: IdentityStore, token: str) -> Grant | None:
+    """Like verify_live_token, asking the database: to reauthenticate, where nothing counts a socket after."""
+    grant = verify_access_token(config, token)
+    if grant is None:
+        return None
+    standing = await store.live_standing(grant.identity.user_id, grant.identity.session_id)
+    if standing is None:
+        return None
+    return dataclasses.replace(grant, plan=standing.plan, role=standing.role)
 
 
 async def developer_login(conn: HTTPConnection, config: Config, store: IdentityStore) -> Grant | None:

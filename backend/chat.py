@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.datastructures import State
 from starlette.websockets import WebSocket
 
 from . import db, fanout
-from .auth import verify_live_token
+from .auth import recheck_live_token
 from .agent import AGENTS, DEFAULT_AGENT, Ask
 from .connection import CLOSE_REAUTH_REFUSED, Connection
 from .fanout import session_channel, user_channel
@@ -44,15 +45,20 @@ class ChatConnection(Connection):
         self.send(frame("connected", None, connected))
 
     async def open(self) -> None:
-        # Subscribed before counted: a socket that is counted already hears its events.
+        # Subscribed and counted before the upgrade (at once when a channel needs its SUBSCRIBE):
+        # nothing reaches the client before its welcome, and it hears every event published after.
         # Fan-out frames arrive encoded and go out as they are. A resuming socket subscribes
         # first and holds what arrives, then reads what it missed: nothing falls between the
         # two, and what both bring is sent once (as Centrifugo recovers a subscription).
         if self.last_event_id is not None:
             self._held = []
-        for channel in self.channels:
-            await self.state.fanout.subscribe(channel, self.deliver)
-        await super().open()
+        fanout = self.state.fanout
+        if all(fanout.subscribed(channel) for channel in self.channels):
+            for channel in self.channels:  # nothing to ask Redis: no task for each
+                await fanout.subscribe(channel, self.deliver)
+            await super().open()
+        else:
+            await together(*(fanout.subscribe(channel, self.deliver) for channel in self.channels), super().open())
         if self.last_event_id is not None:
             resumption = await self.state.fanout.history.resume(self.channels[0], self.last_event_id)
             self.catch_up(resumption)
@@ -151,7 +157,7 @@ class ChatConnection(Connection):
 
         It keeps the plan it opened with: a plan change applies to the next connection.
         """
-        grant = await verify_live_token(self.state.config, self.state.store, message.payload["token"])
+        grant = await recheck_live_token(self.state.config, self.state.store, message.payload["token"])
         if grant is None or grant.identity != self.identity:
             self.send(error_frame("reauthentication_refused", "the token is not valid for this socket", message.id))
             self.close(CLOSE_REAUTH_REFUSED, "reauthentication refused")
@@ -236,3 +242,13 @@ def _claims_another_user(payload: dict[str, Any], user_id: uuid.UUID) -> bool:
         return uuid.UUID(str(payload["user_id"])) != user_id
     except ValueError:
         return True
+
+
+async def together(*steps: Awaitable[None]) -> None:
+    """Run the steps at once; the first to fail has the others cancelled and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for step in steps:
+                group.create_task(step)
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None

@@ -48,6 +48,7 @@ class Connection:
         catalogue = state.config.plans
         self.plan = catalogue.plan(grant.plan)
         self.role = catalogue.role(grant.role)
+        self.standing = grant.standing
         # One writer drains this queue, so frames from the fan-out and direct replies reach
         # the client in the order they were queued; a Close is the last thing it sends.
         self.outbox: asyncio.Queue[str | Close] = asyncio.Queue()
@@ -55,7 +56,9 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
-        """Before the upgrade: count the socket in the registry (and enforce the limit)."""
+        """Before the upgrade: count the socket in the registry (and enforce the limit), if the
+        plan and role it opens with are still its user's (else StandingChanged)."""
+        self.state.registry.opens_with(self.id, self.standing)
         await self.state.registry.register(self.id, self.identity, self.plan.max_connections_per_user,
                                            self.replaced, self.revoked)
 

@@ -60,7 +60,15 @@ async def connect(database_url: str) -> asyncpg.Pool:
     """
     await migrate(database_url)
     return await asyncpg.create_pool(database_url, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT_SECONDS,
-                                     command_timeout=COMMAND_TIMEOUT_SECONDS)
+                                     command_timeout=COMMAND_TIMEOUT_SECONDS, reset=_keep_session)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: nothing more than asyncpg's own
+    rollback of a transaction left open. No query here sets session state (a setting, a LISTEN,
+    a session-level lock), so the default reset (RESET ALL, UNLISTEN *, ...) would be one more
+    round trip per query, for nothing.
+    """
 
 
 async def close(pool: asyncpg.Pool) -> None:
@@ -133,12 +141,14 @@ async def create_session(db: Executor, user_id: UUID, device_type: str, refresh_
     )
 
 
-async def touch_session(db: Executor, user_id: UUID, session_id: UUID) -> asyncpg.Record | None:
-    """The user's plan and role if the session exists, is theirs and is not revoked; records the visit."""
+async def live_session(db: Executor, user_id: UUID, session_id: UUID) -> asyncpg.Record | None:
+    """The user's plan and role if the session exists, is theirs and is not revoked.
+
+    Only read: a handshake writes nothing (`last_seen_at` is a refresh's, see rotate_refresh_token).
+    """
     return await db.fetchrow(
-        "UPDATE user_sessions SET last_seen_at = now() FROM users"
-        " WHERE user_sessions.id = $1 AND user_sessions.user_id = $2 AND user_sessions.revoked_at IS NULL"
-        " AND users.id = user_sessions.user_id RETURNING users.plan, users.role",
+        "SELECT users.plan, users.role FROM user_sessions JOIN users ON users.id = user_sessions.user_id"
+        " WHERE user_sessions.id = $1 AND user_sessions.user_id = $2 AND user_sessions.revoked_at IS NULL",
         session_id, user_id,
     )
 

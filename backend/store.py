@@ -1,6 +1,7 @@
 """The identity store (contract section 13): the database calls a handshake needs, behind a circuit breaker.
 
-Every token handshake checks its session in the database. When the database is out of
+A token handshake checks its session in the database, unless this instance already did and
+nothing has changed the user's standing since (standing.py). When the database is out of
 reach those handshakes are refused with 503, and after THRESHOLD consecutive failures the
 breaker opens: for the cool-down, handshakes are refused at once, without taking a pool
 connection. Then one handshake is let through (half-open); its success closes the breaker,
@@ -14,10 +15,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from uuid import UUID
 
 import asyncpg
 
 from . import db
+from .standing import Standing, StandingCache
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +88,29 @@ class Breaker:
 class IdentityStore:
     """Runs a query on one pool connection, within `timeout_seconds`, through the breaker."""
 
-    def __init__(self, pool: asyncpg.Pool, breaker: Breaker, timeout_seconds: float):
+    def __init__(self, pool: asyncpg.Pool, breaker: Breaker, timeout_seconds: float, kept: StandingCache):
         self.pool = pool
         self.breaker = breaker
         self._timeout = timeout_seconds
+        self.kept = kept
+
+    async def standing(self, user_id: UUID, session_id: UUID) -> Standing | None:
+        """The session's standing if it is live, else None: as this instance kept it, or from the
+        database (then kept, under the version read first). A kept one is confirmed, or found
+        stale, when the socket is counted (registry.py)."""
+        kept = self.kept.kept(user_id, session_id)
+        if kept is not None:
+            return kept
+        version, epoch = await self.kept.version(user_id)
+        standing = await self.live_standing(user_id, session_id, version)
+        if standing is not None:
+            self.kept.keep(user_id, session_id, standing, epoch)
+        return standing
+
+    async def live_standing(self, user_id: UUID, session_id: UUID, version: str | None = None) -> Standing | None:
+        """The session's standing from the database, if it is live."""
+        row = await self.run(lambda conn: db.live_session(conn, user_id, session_id))
+        return None if row is None else Standing(row["plan"], row["role"], version)
 
     async def run(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         self.breaker.admit()

@@ -28,13 +28,16 @@ class Identity:
 class Grant:
     """What a socket was opened with: an identity, for a token its expiry, and the user's standing.
 
-    Plan and role are the database's answer at the handshake; a token alone carries neither.
+    Plan and role are the database's answer at the handshake (or what this instance kept of
+    it); a token alone carries neither. `standing` is the version of the user's standing they
+    were read under (standing.py), which counting the socket checks; None: nothing to check.
     """
 
     identity: Identity
     expires_at: int | None  # seconds since the epoch; None for a developer login, which has no token
     plan: str | None = None
     role: str | None = None
+    standing: str | None = None
 
 
 def issue_access_token(config: Config, identity: Identity) -> str:

@@ -21,7 +21,7 @@ from .auth import authenticate_handshake, origin_allowed, selected_subprotocol
 from .chat import ChatConnection
 from .connection import Connection
 from .mcp import McpConnection
-from .registry import SessionRevoked
+from .registry import SessionRevoked, StandingChanged
 from .tokens import Grant
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ FORBIDDEN = {"error": "forbidden", "message": "the socket address names another 
 AT_CAPACITY = {"error": "at_capacity", "message": "this instance holds as many sockets as it takes; try again shortly"}
 # How soon a refused client may try again (Retry-After, seconds).
 AT_CAPACITY_RETRY_SECONDS = 1
+# A handshake whose user's plan, role or sessions change while it is counted reads them again;
+# this many times at most, then it is answered 503 like any other dependency in flux.
+STANDING_ATTEMPTS = 3
 
 
 async def chat_endpoint(websocket: WebSocket) -> None:
@@ -68,16 +71,26 @@ async def _serve(websocket: WebSocket, kind: type[Connection]) -> None:
     # dependency longer than the handshake timeout.
     try:
         async with asyncio.timeout(state.config.handshake_timeout_seconds):
-            grant = await authenticate_handshake(websocket, state.config, state.store)
-            if grant is not None and _path_user_matches(websocket, grant):
+            for _ in range(STANDING_ATTEMPTS):
+                grant = await authenticate_handshake(websocket, state.config, state.store)
+                if grant is None or not _path_user_matches(websocket, grant):
+                    break
                 connection = kind(websocket, grant, state)
-                await connection.open()
+                try:
+                    await connection.open()
+                    break
+                except StandingChanged:
+                    # Counted nothing; what was kept is forgotten, so the next attempt asks the database.
+                    await connection.release()
+                    connection = None
+            else:
+                raise StandingChanged("the user's standing kept changing during the handshake")
     except SessionRevoked:
         # Revoked after its database check: refused like any token of a revoked session.
         if connection is not None:
             await connection.release()
         grant = None
-    except (TimeoutError, *db.UNAVAILABLE, *fanout.UNAVAILABLE) as exc:
+    except (TimeoutError, StandingChanged, *db.UNAVAILABLE, *fanout.UNAVAILABLE) as exc:
         log.warning("refusing a socket: a dependency failed during the handshake (%s)", type(exc).__name__)
         if connection is not None:
             await connection.release()
