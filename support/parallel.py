@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,7 +353,8 @@ class ParallelRun:
         self.handed_out: list[FeatureRun] = []
         self.workers: list[Worker] = []
         self.late_text: list[tuple[Worker, list[str]]] = []
-        self.workdir = Path(tempfile.mkdtemp(prefix="spec-parallel-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="spec-parallel-"))  # the workers' summaries
+        atexit.register(shutil.rmtree, self.workdir, True)
 
     # -- starting ---------------------------------------------------------------------------
 
