@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 # Command-line fragments of the processes an embedded run starts.
-SERVICE_SIGNS = ("postgres", "redis-server", "-m backend", "tests.planted.server", "tests.planted.defective_backend")
+SERVICE_SIGNS = ("postgres", "redis-server", "-m backend", "tests.planted.server", "tests.planted.defective_backend",
+                 "tests.planted.lifecycle_defects", "support.parallel:WorkerRunner")
 
 
 def service_processes() -> dict[int, str]:
