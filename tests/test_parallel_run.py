@@ -10,16 +10,12 @@ import re
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from conftest import REPO, run_spec
-from processes import service_processes
+from processes import WORKER_SIGN, interrupt_once_running, service_processes, wait_until_gone
 
 SELECTION = ("features/discovery", "features/accounts")
-WORKER_SIGN = "support.parallel:WorkerRunner"
 
 
 def totals(output: str) -> list[str]:
@@ -45,34 +41,11 @@ def allure_results(directory: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in directory.glob("*-result.json")]
 
 
-def workers_alive() -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(") ", 1)[1][0]
-            except (OSError, IndexError):
-                continue
-            if WORKER_SIGN in cmdline and state != "Z":
-                found[int(entry.name)] = cmdline
-    return found
-
-
-def wait_until_gone(before: dict[int, str], timeout: float = 15) -> dict[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        stray = {pid: cmd for pid, cmd in {**service_processes(), **workers_alive()}.items() if pid not in before}
-        if not stray or time.monotonic() > deadline:
-            return stray
-        time.sleep(0.1)
-
-
 EMBEDDED = {"TARGET_URL": "", "DATABASE_URL": "", "REDIS_URL": "", "JWT_SECRET": "", "SPEC_JOBS": ""}
 
 
 def test_a_run_in_workers_has_the_totals_and_coverage_of_a_run_in_one_process(tmp_path):
-    before = {**service_processes(), **workers_alive()}
+    before = service_processes()
     sequential = run_spec("-D", "jobs=1", *SELECTION, env=EMBEDDED, tmp_path=tmp_path)
     parallel = run_spec("-D", "jobs=2", *SELECTION, env=EMBEDDED, tmp_path=tmp_path)
     assert sequential.returncode == 0, sequential.output
@@ -90,11 +63,11 @@ def test_a_run_in_workers_has_the_totals_and_coverage_of_a_run_in_one_process(tm
     environment = (parallel.allure_dir / "environment.properties").read_text()
     assert "Requirements=" in environment and "Workers=2" in environment
     assert (parallel.allure_dir / "isolation-coverage.json").is_file()
-    assert wait_until_gone(before) == {}
+    assert wait_until_gone(before, 15) == {}
 
 
 def test_a_failure_in_one_worker_fails_the_run_with_its_message(tmp_path):
-    before = {**service_processes(), **workers_alive()}
+    before = service_processes()
     planted = REPO / "tests" / f".planted-features-{secrets.token_hex(3)}"
     planted.mkdir()
     try:
@@ -116,28 +89,15 @@ def test_a_failure_in_one_worker_fails_the_run_with_its_message(tmp_path):
     assert re.search(r"refused because the address is taken \.\.\. failed in .*\nASSERT FAILED: this step needs an "
                      r"HTTP request whose answer is checked", run.output), run.output
     assert re.search(r"^\[spec\]   failing\s+LIFE-01: A first sign-up is said to be refused", run.output, re.M), run.output
-    assert wait_until_gone(before) == {}
+    assert wait_until_gone(before, 15) == {}
 
 
 def _interrupt(tmp_path, send) -> tuple[int, str, dict]:
-    before = {**service_processes(), **workers_alive()}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "behave", "-f", "plain", "-D", "jobs=3", "-D", f"allure_results={tmp_path / 'allure'}"],
-        cwd=REPO, env={**os.environ, **EMBEDDED}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    seen = []
-    for line in process.stdout:  # the workers run scenarios
-        seen.append(line)
-        if line.strip().startswith("Scenario"):
-            break
-    assert workers_alive(), "".join(seen)
-    send(process)
-    try:
-        rest, _ = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError("the interrupted run did not stop within 60 s:\n" + "".join(seen))
-    return process.returncode, "".join(seen) + rest, wait_until_gone(before)
+    def workers_running() -> bool:
+        return any(WORKER_SIGN in command for command in service_processes().values())
+
+    return interrupt_once_running(["-f", "plain", "-D", "jobs=3", "-D", f"allure_results={tmp_path / 'allure'}"],
+                                  EMBEDDED, REPO, send, gone_within=15, running=workers_running)
 
 
 def test_ctrl_c_stops_every_worker_and_everything_they_started(tmp_path):

@@ -5,22 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 from conftest import REPO, run_spec
-from processes import service_processes
-
-
-def wait_until_gone(before: dict[int, str], timeout: float = 10) -> dict[int, str]:
-    """Processes started since ``before`` that are still alive after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stray = {pid: cmd for pid, cmd in service_processes().items() if pid not in before}
-        if not stray or time.monotonic() > deadline:
-            return stray
-        time.sleep(0.1)
+from processes import interrupt_once_running, service_processes, wait_until_gone
 
 
 def test_the_whole_specification_passes_on_the_embedded_default(tmp_path):
@@ -36,24 +24,8 @@ def test_the_whole_specification_passes_on_the_embedded_default(tmp_path):
 
 
 def _interrupt_mid_run(tmp_path, send) -> tuple[int, str, dict]:
-    before = service_processes()
-    # Its own process group, as a terminal gives a foreground job: Ctrl-C reaches the group.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "behave", "-f", "plain", "-D", f"allure_results={tmp_path / 'allure'}"],
-        cwd=REPO, env={**os.environ, "TARGET_URL": "", "DATABASE_URL": "", "REDIS_URL": ""},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen = []
-    for line in process.stdout:  # wait until scenarios are running against the started backend
-        seen.append(line)
-        if line.strip().startswith("Scenario"):
-            break
-    send(process)
-    try:
-        rest, _ = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError("the interrupted run did not stop within 60 s:\n" + "".join(seen))
-    return process.returncode, "".join(seen) + rest, wait_until_gone(before)
+    return interrupt_once_running(["-f", "plain", "-D", f"allure_results={tmp_path / 'allure'}"],
+                                  {"TARGET_URL": "", "DATABASE_URL": "", "REDIS_URL": ""}, REPO, send)
 
 
 def test_ctrl_c_in_the_middle_of_a_run_stops_everything_it_started(tmp_path):
