@@ -17,7 +17,9 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse
 from . import db
 from .config import Config
 from .plans import DEFAULT_PLAN, DEFAULT_ROLE
+from .standing import Standing
 from .store import IdentityStore
 from .tokens import Grant, Identity, issue_access_token, new_refresh_token, verify_access_token
 
@@ -314,24 +317,24 @@ async def verify_live_token(config: Config, store: IdentityStore, token: str) ->
     refused with 401 even while the database is out of reach. The standing may be one this
     instance kept: the grant carries its version, and counting the socket confirms it.
     """
-    grant = verify_access_token(config, token)
-    if grant is None:
-        return None
-    standing = await store.standing(grant.identity.user_id, grant.identity.session_id)
-    if standing is None:
-        return None
-    return dataclasses.replace(grant, plan=standing.plan, role=standing.role, standing=standing.version)
+    return await _live_grant(config, token, store.standing)
 
 
 async def recheck_live_token(config: Config, store: IdentityStore, token: str) -> Grant | None:
     """Like verify_live_token, asking the database: to reauthenticate, where nothing counts a socket after."""
+    return await _live_grant(config, token, store.live_standing)
+
+
+async def _live_grant(config: Config, token: str,
+                      standing_of: Callable[[UUID, UUID], Awaitable[Standing | None]]) -> Grant | None:
+    """The token's grant with the standing ``standing_of`` finds for its session, or None."""
     grant = verify_access_token(config, token)
     if grant is None:
         return None
-    standing = await store.live_standing(grant.identity.user_id, grant.identity.session_id)
+    standing = await standing_of(grant.identity.user_id, grant.identity.session_id)
     if standing is None:
         return None
-    return dataclasses.replace(grant, plan=standing.plan, role=standing.role)
+    return dataclasses.replace(grant, plan=standing.plan, role=standing.role, standing=standing.version)
 
 
 async def developer_login(conn: HTTPConnection, config: Config, store: IdentityStore) -> Grant | None:
