@@ -26,6 +26,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from support.launcher import REPO_ROOT, BackendProcess, EmbeddedServices
+from support.loop import bounded as run_bounded
 
 ORIGIN = "https://app.example.com"
 ISSUER, AUDIENCE = "reference-backend", "chat-clients"
@@ -196,14 +197,8 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 async def bounded(coroutines, limit: int = IN_FLIGHT) -> list:
-    """Run ``coroutines`` with at most ``limit`` at once; return their results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(coroutine):
-        async with gate:
-            return await coroutine
-
-    return await asyncio.gather(*(one(c) for c in coroutines))
+    """Run ``coroutines`` with at most ``limit`` at once (by default as many as both clients have in flight)."""
+    return await run_bounded(coroutines, limit)
 
 
 class BareSocket:

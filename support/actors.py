@@ -15,6 +15,7 @@ from .connection import HandshakeRefused, RecordedConnection
 from .instances import Instance
 from .raw_socket import SilentClient, abandon_upgrade
 from .leaks import SESSION, LeakDetector, Party
+from .loop import bounded
 from .phrases import DEVICE_TYPES, THREAD_ACTIONS, device_type, json_rpc_request, malformed_message
 from .redaction import Redactor
 from .tokens import TokenFactory
@@ -608,7 +609,7 @@ class Cast:
     async def sign_up_crowd(self, count: int, plan: str) -> list[str]:
         """Sign up ``count`` people, as many at once as handshakes; their names, Visitor001 on."""
         names = [f"Visitor{number:03d}" for number in range(1, count + 1)]
-        await self._at_most_in_flight(self.actor(name).sign_up(plan) for name in names)
+        await bounded((self.actor(name).sign_up(plan) for name in names), self.HANDSHAKES_IN_FLIGHT)
         return names
 
     async def connect_each(self, people: list["Actor"], devices: list[str]) -> None:
@@ -624,16 +625,7 @@ class Cast:
                 raise AssertionError(f"{person.name}'s {device} could not connect: {refusal}; {opened:,} of the "
                                      f"group's {wanted:,} sockets were open by then") from None
 
-        await self._at_most_in_flight(connect(person, device) for person in people for device in devices)
-
-    async def _at_most_in_flight(self, work) -> list:
-        gate = asyncio.Semaphore(self.HANDSHAKES_IN_FLIGHT)
-
-        async def gated(step):
-            async with gate:
-                return await step
-
-        return await asyncio.gather(*(gated(step) for step in work))
+        await bounded((connect(person, device) for person in people for device in devices), self.HANDSHAKES_IN_FLIGHT)
 
     async def crowd(self, people: list["Actor"], forged: int) -> tuple[list, list]:
         """Everyone connects from their laptop at the same moment as ``forged`` strangers with forged tokens."""
@@ -688,14 +680,8 @@ class Cast:
         """
         if self.drained_since_last_sweep():
             return
-        gate = asyncio.Semaphore(in_flight)
-
-        async def fence(connection: RecordedConnection) -> None:
-            async with gate:
-                await connection.fence(self.timeout, backstop=0)
-
         fenced = [c for c in self.connections if c.is_open]
-        await asyncio.gather(*(fence(c) for c in fenced))
+        await bounded((c.fence(self.timeout, backstop=0) for c in fenced), in_flight)
         if fenced:  # with no socket left open, nothing can still arrive on one
             await asyncio.sleep(backstop)
         self._swept = self._frames_seen()

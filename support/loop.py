@@ -17,6 +17,17 @@ import threading
 from typing import Any, Awaitable, Callable, Coroutine
 
 
+async def bounded(coroutines, limit: int) -> list:
+    """Run ``coroutines`` with at most ``limit`` at once; return their results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine):
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
 class HarnessLoop:
     """An event loop running in a daemon thread; ``run`` executes a coroutine on it."""
 
