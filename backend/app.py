@@ -27,7 +27,7 @@ from .fanout import Fanout
 from .history import Retention
 from .ratelimit import RateLimiter
 from .registry import CONTROL_PREFIX, Registry
-from .standing import StandingCache
+from .standing import ChangeNotices, StandingCache
 from .store import Breaker, IdentityStore, call_timeout
 from .tokens import ALGORITHMS, Identity, issue_access_token, verify_access_token
 from .tools import TOOLS
@@ -115,6 +115,9 @@ def create_app(config: Config) -> Starlette:
             stack.push_async_callback(events.close)
             kept = StandingCache(events.redis)
             events.on_failure.append(lambda: kept.forget_all("the Redis subscription failed"))
+            notices = ChangeNotices(config.database_url, kept)
+            notices.start()
+            stack.push_async_callback(notices.close)
             registry = Registry(events, revocation_seconds=config.access_token_ttl_seconds, standing=kept)
             registry.start()
             stack.push_async_callback(registry.close)

@@ -149,3 +149,11 @@ async def token_refused_everywhere(context, name, device, tense):
     actor = context.world.cast.actor(name)
     for instance in context.world.cast.instances:
         check_refused(await actor.try_connect(device, "bearer header", instance=instance), {401})
+
+
+@then("{name:Name}'s {device:DeviceName}'s token {tense:Tense} refused at the handshake on {instance:Instance}")
+@harness_step
+async def token_refused_on(context, name, device, tense, instance):
+    cast = context.world.cast
+    outcome = await cast.actor(name).try_connect(device, "bearer header", instance=cast.instance_at(instance))
+    check_refused(outcome, {401})

@@ -219,3 +219,37 @@ def test_a_session_signed_out_while_redis_is_out_of_reach_is_refused_once_it_is_
                                f"of reach with {status} after the revocation was announced; expected 401")
 
     asyncio.run(scenario())
+
+
+def test_an_instance_keeps_and_uses_standings_only_while_it_hears_the_database():
+    """StandingCache alone: nothing kept before the notices are heard or after they stop, a read
+    begun before they were heard again is not kept, and forgetting a user forgets all theirs."""
+    import redis.asyncio as redis
+
+    from backend.standing import Standing, StandingCache
+
+    kept = StandingCache(redis.Redis())  # no command is sent here
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    laptop, phone, bobs = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    standing = Standing("free", "member", "7")
+
+    kept.keep(alice, laptop, standing, epoch=0)
+    assert kept.kept(alice, laptop) is None, "kept a standing before the database's notices were heard"
+    epoch_before = 0
+    kept.listen(True, "heard")
+    kept.keep(alice, laptop, standing, epoch_before)
+    assert kept.kept(alice, laptop) is None, "kept a standing read before the notices were heard again"
+    epoch = kept._epoch
+    for user, session in ((alice, laptop), (alice, phone), (bob, bobs)):
+        kept.keep(user, session, standing, epoch)
+    assert kept.kept(alice, laptop) == standing and kept.kept(bob, bobs) == standing
+    assert kept.kept(bob, laptop) is None, "a session kept for Alice answered for Bob"
+
+    kept.forget_user(alice)
+    assert kept.kept(alice, laptop) is None and kept.kept(alice, phone) is None
+    assert kept.kept(bob, bobs) == standing, "forgetting Alice forgot Bob's session too"
+
+    kept.listen(False, "lost")
+    assert kept.kept(bob, bobs) is None, "used a kept standing while the database's notices were not heard"
+    kept.listen(True, "heard again")
+    assert kept.kept(bob, bobs) is None, "a standing kept before the notices stopped came back"

@@ -103,12 +103,16 @@ CASES = [
 # Run on the embedded default (see the module's docstring), each with its own control.
 EMBEDDED_CASES = [
     Case("AUTH-09", "fail-open-when-store-out", PRESSURE, [
+        # A session never let in before, and one whose standing the instance kept.
+        Fails("refused_while_down", "was accepted"),
         Fails("refused_while_down", "was accepted")]),
     Case("AUTH-12", "weak-secret-accepted", START_UP, [
         *(Fails("refuses_to_start", "instance started and served with a weak signing secret", row=case)
           for case in ("a known default", "too short")),
         # Without the check the developer's warning is gone too.
         Fails("starts_with_warning", "expected one warning about its signing secret")]),
+    Case("AUTH-09", "kept-standing-used-while-deaf", PRESSURE, [
+        Fails("refused_while_down", "was accepted")]),
     Case("AUTH-09", "breaker-never-opens", PRESSURE, [
         Fails("breaker_open", "breaker as 'closed'; expected 'open'")]),
 ]

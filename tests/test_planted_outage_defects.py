@@ -42,6 +42,8 @@ EMBEDDED_CASES = [
         Fails("delivers_again", "received nothing through the event fan-out within 5 s of Redis coming back")]),
     Case("RES-02", "sign-out-unannounced-without-redis", OUTAGES, [
         Fails("every_tab_disconnected", "is still connected; expected to be disconnected with code 4009")]),
+    Case("RES-02", "standing-notices-unheard", OUTAGES, [
+        Fails("token_refused_on", "was accepted (subprotocol None); expected an HTTP 401 refusal")]),
     # RES-05: a full instance.
     Case("RES-05", "capacity-not-enforced", CAPACITY, [
         Fails("refused_as", "was accepted; expected an HTTP 503 'at_capacity' refusal")]),

@@ -21,3 +21,10 @@ Feature: Handshakes hold up under a crowd and when the identity store fails
     And after repeated failures the service stops trying the identity store for a while
     When the identity store is reachable again
     Then Alice can connect from her laptop again within the advertised cool-down
+
+  @req.AUTH-09 @identity_store.controllable @critical
+  Scenario: A session that was let in before is refused too while the identity store is out of reach
+    Given Alice has an account on the Free plan
+    And Alice is connected from her laptop
+    When the identity store becomes unreachable for the service
+    Then Alice's handshakes are refused with HTTP 503, never accepted

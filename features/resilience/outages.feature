@@ -67,3 +67,11 @@ Feature: The service rides out a database or Redis outage and recovers by itself
     And Redis is reachable again
     Then every tab on Alice's laptop is disconnected as "session revoked"
     And Alice's laptop's token is refused at the handshake on every instance
+
+  @req.RES-02 @redis.controllable @critical
+  Scenario: A sign-out the service cannot announce yet is refused at once by the other instances
+    Given Alice has an account on the Free plan
+    And Alice is connected from her laptop through the second instance
+    When Redis becomes unreachable for the service
+    And Alice signs out on her laptop
+    Then Alice's laptop's token is refused at the handshake on the second instance

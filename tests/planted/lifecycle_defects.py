@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from backend import agent, auth, connection, db, fanout, history, registry, store
+from backend import agent, auth, connection, db, fanout, history, registry, standing, store
 from tests.planted.defective_backend import DEFECTS, defect, log, main, original
 
 __all__ = ["DEFECTS", "main"]
@@ -502,6 +502,27 @@ def plant_sign_out_unannounced_without_redis() -> None:
             log.warning("could not announce the revocation of session %s: %s", session_id, exc)
 
     account._announce_revocation = dropped
+
+
+@defect("standing-notices-unheard")
+def plant_standing_notices_unheard() -> None:
+    """RES-02: the instances listen for the database's notices of standing changes but act on none, so a
+    sign-out its instance could not announce through Redis leaves the others opening the session's sockets."""
+    original(standing.ChangeNotices, "_heard")
+    standing.ChangeNotices._heard = lambda self, connection, pid, channel, payload: None
+
+
+@defect("kept-standing-used-while-deaf")
+def plant_kept_standing_used_while_deaf() -> None:
+    """AUTH-09: when the connection that hears the database's notices is lost (the database out of reach),
+    the instance goes on opening sockets with the standings it kept instead of asking the database."""
+    listen = original(standing.StandingCache, "listen")
+
+    def listen_only_when_heard(self, listening, why):
+        if listening:
+            listen(self, listening, why)
+
+    standing.StandingCache.listen = listen_only_when_heard
 
 
 @defect("capacity-not-enforced")
