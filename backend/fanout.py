@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 
 from .history import History, Retention, keeps
 from .messages import encode
+from .multiplexed import Multiplexed
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ LINGER_SECONDS = 10.0
 # free one before it fails as unavailable.
 POOL_CONNECTIONS = 100
 POOL_WAIT_SECONDS = 2.0
+# A handshake's command that Redis has not answered within this long fails as unavailable.
+HANDSHAKE_COMMAND_SECONDS = 2.0
 # Errors that mean Redis cannot be reached right now.
 UNAVAILABLE = (OSError, redis.ConnectionError, redis.TimeoutError)
 
@@ -59,6 +62,8 @@ class Fanout:
         pool = redis.BlockingConnectionPool.from_url(redis_url, decode_responses=True, max_connections=POOL_CONNECTIONS,
                                                      timeout=POOL_WAIT_SECONDS, retry=Retry(NoBackoff(), 1))
         self.redis = redis.Redis.from_pool(pool)
+        # The handshake's command, on a connection of its own shared by all (backend/multiplexed.py).
+        self.handshakes = Multiplexed(pool, HANDSHAKE_COMMAND_SECONDS)
         # Each session's recent events, for a client that resumes (backend/history.py).
         self.history = History(self.redis, retention)
         self._pubsub = self.redis.pubsub()
@@ -94,6 +99,7 @@ class Fanout:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
         await self._pubsub.aclose()
+        await self.handshakes.close()
         await self.redis.aclose()
 
     async def publish(self, channel: str, frame: dict[str, Any]) -> None:

@@ -199,7 +199,8 @@ class Registry:
         entry = self._local[connection_id] = Entry(user_id, evict, sink)
         try:
             await self._fanout.subscribe(control_channel(user_id), sink)
-            evicted = await self._register(
+            evicted = await self._fanout.handshakes.evalsha(
+                self._register,
                 keys=[connections_key(user_id), seen_key(user_id), revoked_key(identity.session_id),
                       version_key(user_id)],
                 args=[connection_id, limit, STALE_SECONDS, control_channel(user_id), version],
@@ -293,7 +294,9 @@ class Registry:
         if entry is None:
             return
         try:
-            await self._unregister(keys=[connections_key(entry.user_id), seen_key(entry.user_id)], args=[connection_id])
+            # On the connection that counted it: after its register script, even one cut short.
+            await self._fanout.handshakes.evalsha(self._unregister, keys=[connections_key(entry.user_id),
+                                                                          seen_key(entry.user_id)], args=[connection_id])
         except (redis.RedisError, *UNAVAILABLE) as exc:
             # Not stamped any more, the entry is dropped after STALE_SECONDS.
             log.warning("could not remove connection %s from the registry: %s", connection_id, exc)

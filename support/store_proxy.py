@@ -26,6 +26,7 @@ class LinkProxy:
         self._tcp = tcp
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task] = set()  # one per link, ended by close()
         self._trigger: re.Pattern[bytes] | None = None
         self.cut_off = False
         self.attempts = 0  # connections the backend tried to open through the proxy
@@ -67,6 +68,9 @@ class LinkProxy:
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.attempts += 1
+        serving = asyncio.current_task()
+        self._serving.add(serving)
+        serving.add_done_callback(self._serving.discard)
         if self.cut_off:
             client_writer.transport.abort()
             return
@@ -104,6 +108,10 @@ class LinkProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # Each link's task ends now that its ends are aborted. Cancelled instead (by the loop's
+        # own close), Python 3.11's streams would print a traceback for each (fixed in 3.12).
+        if self._serving:
+            await asyncio.wait(self._serving, timeout=2)
 
 
 class StoreProxy(LinkProxy):
