@@ -19,7 +19,7 @@ from .auth import recheck_live_token
 from .agent import AGENTS, DEFAULT_AGENT, Ask
 from .connection import CLOSE_REAUTH_REFUSED, Connection
 from .fanout import session_channel, user_channel
-from .history import Resumption
+from .history import Resumption, frame_position
 from .messages import UNCOUNTED_TYPES, ClientMessage, ProtocolError, error_frame, frame, parse, timestamp
 from .tokens import Grant
 from .tools import DEFAULT_TOOL, TOOLS
@@ -40,6 +40,8 @@ class ChatConnection(Connection):
         # Resuming (contract section 6a): live frames are held back until the missed ones are queued.
         self.last_event_id = websocket.query_params.get(RESUME_PARAMETER) or None
         self._held: list[str] | None = None
+        # After the catch-up: the stream position it brought the socket up to (see deliver).
+        self._caught_up_to: tuple[int, int] | None = None
         connected = {"user_id": str(self.identity.user_id), "session_id": str(self.identity.session_id),
                      "connection_id": self.id}
         self.send(frame("connected", None, connected))
@@ -69,11 +71,23 @@ class ChatConnection(Connection):
             await self.state.fanout.unsubscribe(channel, self.deliver)
 
     def deliver(self, text: str) -> None:
-        """A fan-out frame: sent on, or held while the socket catches up."""
+        """A fan-out frame: sent on, held while the socket catches up, or dropped if the catch-up brought it.
+
+        An event published between the subscription and the read of what was missed is in the
+        read, and also on its way through the subscription, on another connection: it may be
+        heard only after the catch-up was queued. The session's events are heard in order, so
+        once one newer than the catch-up arrives, none after it can be older.
+        """
         if self._held is not None:
             self._held.append(text)
-        else:
-            self.send_text(text)
+            return
+        if self._caught_up_to is not None:
+            position = frame_position(text)
+            if position is not None:
+                if position <= self._caught_up_to:
+                    return
+                self._caught_up_to = None
+        self.send_text(text)
 
     def catch_up(self, resumption: Resumption) -> None:
         """Queue what the socket missed (or why it cannot have it), then what was held, once each."""
@@ -89,9 +103,9 @@ class ChatConnection(Connection):
             if self.closing is None:
                 self.outbox.put_nowait(text)
         held, self._held = self._held or [], None
+        self._caught_up_to = resumption.last
         for text in held:
-            if not resumption.already_sent(text):
-                self.send_text(text)
+            self.deliver(text)
 
     # Frames in -------------------------------------------------------------------------
 

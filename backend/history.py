@@ -89,11 +89,6 @@ class Resumption:
     frames: list[str] = field(default_factory=list)  # replayed frame texts, seq included, in order
     last: tuple[int, int] | None = None  # the stream position the socket has been brought up to
 
-    def already_sent(self, text: str) -> bool:
-        """Whether a live frame is one the replay (or the client itself) already has."""
-        position = frame_position(text)
-        return position is not None and self.last is not None and position <= self.last
-
 
 def stream_key(channel: str) -> str:
     return "history:" + channel
