@@ -10,9 +10,10 @@ connection for a round trip; here they share one, with nothing to wait for but t
 A command that does not get its reply within ``timeout`` fails with redis.TimeoutError, and
 so does every other one waiting on the connection, which is dropped: a Redis that stopped
 answering is not waited on twice. Any other failure of the connection fails the commands
-waiting on it with redis.ConnectionError; the next command opens a new one. Either error
-means "unavailable", as for a command through the pool (fanout.UNAVAILABLE). A command's own
-error (a ResponseError) fails that command alone.
+waiting on it with redis.ConnectionError, and the next command opens a new one (a command that
+finds its connection broken is tried once more, on a new one). Either error means
+"unavailable", as for a command through the pool (fanout.UNAVAILABLE). A command's own error
+(a ResponseError) fails that command alone.
 """
 
 from __future__ import annotations
@@ -38,7 +39,18 @@ class Multiplexed:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply."""
+        """Send one command and return its reply.
+
+        A connection that Redis (or the network) dropped fails the next command sent on it, before
+        the reader has seen it go: that command is tried once more on a fresh connection, as
+        through the pool (fanout.py), so the first commands after an outage succeed.
+        """
+        try:
+            return await self._once(*args)
+        except (redis.ConnectionError, ConnectionError):
+            return await self._once(*args)
+
+    async def _once(self, *args: Any) -> Any:
         connection = self._connection or await self._connect()
         reply = asyncio.get_running_loop().create_future()
         self._waiting.append(reply)

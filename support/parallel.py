@@ -50,6 +50,8 @@ from .launcher import REPO_ROOT, guarded_command, say
 # A worker's line that carries a record (everything else it prints is console text).
 RECORD = "\x1eSPEC-RECORD "
 JOBS_VARIABLE = "SPEC_JOBS"
+# How often the parent's waits look whether it was interrupted.
+WAKE_SECONDS = 0.1
 # When nobody asked: one worker more than there are cores (the run mostly waits), at most four.
 AUTO_JOBS = min(4, max(2, (os.cpu_count() or 1) + 1))
 # Per scenario and per step, for a feature no earlier run timed (seconds; rough is enough:
@@ -357,6 +359,8 @@ class ParallelRun:
         self.handed_out: list[FeatureRun] = []
         self.workers: list[Worker] = []
         self.late_text: list[tuple[Worker, list[str]]] = []
+        # Ctrl-C or SIGTERM of the parent, seen by its waits below (see interrupt).
+        self.interrupted = False
         self.workdir = Path(tempfile.mkdtemp(prefix="spec-parallel-"))  # the workers' summaries
         atexit.register(shutil.rmtree, self.workdir, True)
 
@@ -379,8 +383,8 @@ class ParallelRun:
             self.planned = True
             self.changed.notify_all()
         with self.changed:
-            while not all(worker.asked or worker.gone for worker in self.workers):
-                self.changed.wait(0.5)
+            while not all(worker.asked or worker.gone for worker in self.workers) and not self.interrupted:
+                self.changed.wait(WAKE_SECONDS)
 
     def _plan(self) -> None:
         from .report import clear_previous_results
@@ -474,18 +478,34 @@ class ParallelRun:
         key = tuple(scenario_key(scenario))
         if self.runner.aborted:
             return None
-        try:
-            with self.changed:
-                while key not in run.records and not run.ended:
-                    if run.worker is None and all(w.gone for w in self.workers):
-                        break
-                    self.changed.wait(0.5)
-                return run.records.get(key)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM of the parent: every worker is asked to stop now
-            self.runner.abort(reason="KeyboardInterrupt")
-            for worker in self.workers:
-                worker.stop()
+        with self.changed:
+            while key not in run.records and not run.ended and not self.interrupted:
+                if run.worker is None and all(w.gone for w in self.workers):
+                    break
+                self.changed.wait(WAKE_SECONDS)
+            record = run.records.get(key)
+        if self.interrupted:
+            self.stop_now()
             return None
+        return record
+
+    def interrupt(self, signum, frame) -> None:
+        """The parent's handler of SIGINT and SIGTERM: the waits see it within WAKE_SECONDS.
+
+        It raises nothing the first time: a KeyboardInterrupt raised while the main thread holds
+        the lock the workers' readers share would leave it held, and their output (a worker's
+        "embedded services stopped" included) would never be printed. A second one raises.
+        """
+        if self.interrupted:
+            raise KeyboardInterrupt(f"signal {signum}, again")
+        self.interrupted = True
+
+    def stop_now(self) -> None:
+        """Interrupted: the run is aborted, and every worker asked (once) to stop now."""
+        if not self.runner.aborted:
+            self.runner.abort(reason="KeyboardInterrupt")
+        for worker in self.workers:
+            worker.stop()
 
     # -- the parent's hooks: the replay -----------------------------------------------------
 
@@ -550,22 +570,20 @@ class ParallelRun:
 
     def stop_workers(self, timeout: float = 60.0) -> None:
         """Wait for every worker to end (asking each to stop first if the run was interrupted)."""
-        if self.runner.aborted:
-            for worker in self.workers:
-                worker.stop()
+        if self.runner.aborted or self.interrupted:
+            self.stop_now()
         deadline = time.monotonic() + timeout
         for worker in self.workers:
             while True:
                 try:
-                    worker.process.wait(max(0.1, deadline - time.monotonic()))
+                    worker.process.wait(WAKE_SECONDS)
                     break
                 except subprocess.TimeoutExpired:
-                    say(f"worker {worker.number} did not stop within {timeout:.0f} s; killed")
-                    worker.kill()
-                except KeyboardInterrupt:
-                    self.runner.abort(reason="KeyboardInterrupt")
-                    for other in self.workers:
-                        other.stop()
+                    if self.interrupted:
+                        self.stop_now()  # interrupted while waiting: the workers still going stop now
+                    if time.monotonic() > deadline:
+                        say(f"worker {worker.number} did not stop within {timeout:.0f} s; killed")
+                        worker.kill()
             worker.reader.join(5)
 
     def summaries(self) -> list[dict]:
@@ -698,13 +716,12 @@ def start_workers_before_the_steps_load(runner_class=Runner) -> None:
             jobs, reason = 1, ""  # refused, in words, by before_all
         if jobs <= 1:
             return load_step_definitions(runner, *args, **kwargs)
-        from .harness import _sigterm_as_interrupt
-
-        _sigterm_as_interrupt()
         config = runner.config
         results = Path(config.userdata.get("allure_results", "allure-results")) if _allure_on(config) else None
         say(f"{jobs} workers, each with an embedded deployment of its own ({reason}; -D jobs=1 runs in one)")
         runner.spec_parallel = ParallelRun(runner, jobs, results)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, runner.spec_parallel.interrupt)
         runner.spec_parallel.spawn()
 
     runner_class.load_step_definitions = start_workers_or_load_steps

@@ -28,3 +28,5 @@ Feature: Handshakes hold up under a crowd and when the identity store fails
     And Alice is connected from her laptop
     When the identity store becomes unreachable for the service
     Then Alice's handshakes are refused with HTTP 503, never accepted
+    When the identity store is reachable again
+    Then Alice can connect from her laptop again within the advertised cool-down

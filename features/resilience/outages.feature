@@ -75,3 +75,5 @@ Feature: The service rides out a database or Redis outage and recovers by itself
     When Redis becomes unreachable for the service
     And Alice signs out on her laptop
     Then Alice's laptop's token is refused at the handshake on the second instance
+    When Redis is reachable again
+    Then Alice's laptop's token is refused at the handshake on every instance
