@@ -59,8 +59,9 @@ class Multiplexed:
                 await connection.send_packed_command(connection.pack_command(*args), check_health=False)
                 return await reply
         except TimeoutError:
-            self._drop(connection, redis.TimeoutError(f"Redis did not answer within {self._timeout} s"))
-            raise redis.TimeoutError(f"Redis did not answer within {self._timeout} s") from None
+            error = redis.TimeoutError(f"Redis did not answer within {self._timeout} s")
+            self._drop(connection, error)
+            raise error from None
         except (redis.ConnectionError, OSError) as exc:
             self._drop(connection, exc)
             raise

@@ -80,10 +80,10 @@ def whole_upgrade(data: bytes) -> bytes | None:
         name, value = name.lower(), value.strip(b" \t")
         if not colon or not name or name != name.strip() or (name in seen and name in _SINGLE):
             return None
-        seen[name] = value.lower()
+        seen[name] = value
         out.append(name + b": " + value)
-    connection = [token.strip() for token in seen.get(b"connection", b"").split(b",")]
-    if (b"host" in seen and b"upgrade" in connection and seen.get(b"upgrade") == b"websocket"
+    connection = [token.strip() for token in seen.get(b"connection", b"").lower().split(b",")]
+    if (b"host" in seen and b"upgrade" in connection and seen.get(b"upgrade", b"").lower() == b"websocket"
             and b"content-length" not in seen and b"transfer-encoding" not in seen):
         out.append(b"\r\n")
         return b"\r\n".join(out)

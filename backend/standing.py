@@ -36,7 +36,6 @@ import asyncpg
 import redis.asyncio as redis
 
 from . import db
-
 from .fanout import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -50,6 +49,7 @@ VERSION_SECONDS = 24 * 3600
 NOTICES_CHANNEL = "standing_changed"
 PROBE_SECONDS = 1.0
 RECONNECT_SECONDS = 0.5
+NOT_HEARD = "the database's notices of changes stopped"
 
 # KEYS: the user's version. ARGV: a random first version, its lifetime. Returns the version.
 READ_VERSION = """
@@ -193,12 +193,12 @@ class ChangeNotices:
     def _lost(self, connection) -> None:
         if connection is self._connection:
             self._connection = None
-            self._kept.listen(False, "the database's notices of changes stopped")
+            self._kept.listen(False, NOT_HEARD)
 
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            self._kept.listen(False, "the database's notices of changes stopped")
+            self._kept.listen(False, NOT_HEARD)
             connection.terminate()
 
     async def _listen(self) -> None:
