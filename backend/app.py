@@ -28,7 +28,7 @@ from .history import Retention
 from .ratelimit import RateLimiter
 from .registry import CONTROL_PREFIX, Registry
 from .standing import ChangeNotices, StandingCache
-from .store import Breaker, IdentityStore, call_timeout
+from .store import CLOSED, Breaker, IdentityStore, call_timeout
 from .tokens import ALGORITHMS, Identity, issue_access_token, verify_access_token
 from .tools import TOOLS
 from .websocket import UNAVAILABLE, chat_endpoint, mcp_endpoint
@@ -115,7 +115,8 @@ def create_app(config: Config) -> Starlette:
             stack.push_async_callback(events.close)
             kept = StandingCache(events.redis)
             events.on_failure.append(lambda: kept.forget_all("the Redis subscription failed"))
-            notices = ChangeNotices(config.database_url, kept)
+            breaker = Breaker(config.identity_store_cooldown_seconds)
+            notices = ChangeNotices(config.database_url, kept, may_try=lambda: breaker.state == CLOSED)
             notices.start()
             stack.push_async_callback(notices.close)
             registry = Registry(events, revocation_seconds=config.access_token_ttl_seconds, standing=kept)
@@ -126,7 +127,7 @@ def create_app(config: Config) -> Starlette:
             app.state.config, app.state.pool, app.state.fanout, app.state.agent = config, pool, events, agent
             app.state.registry, app.state.limiter = registry, RateLimiter(events.redis)
             app.state.capacity = Capacity(config.max_sockets_per_instance)
-            app.state.store = IdentityStore(pool, Breaker(config.identity_store_cooldown_seconds),
+            app.state.store = IdentityStore(pool, breaker,
                                             call_timeout(config.handshake_timeout_seconds), kept)
             yield
 

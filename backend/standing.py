@@ -29,6 +29,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -169,9 +170,12 @@ class ChangeNotices:
     after a failure, while the instance runs.
     """
 
-    def __init__(self, database_url: str, kept: StandingCache):
+    def __init__(self, database_url: str, kept: StandingCache, may_try: Callable[[], bool] = lambda: True):
         self._url = database_url
         self._kept = kept
+        # Whether the database may be tried now: not while the identity store's breaker is open
+        # (store.py), which promises handshakes that the database is left alone meanwhile.
+        self._may_try = may_try
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -204,6 +208,9 @@ class ChangeNotices:
     async def _listen(self) -> None:
         while True:
             try:
+                if self._connection is None and not self._may_try():
+                    await asyncio.sleep(RECONNECT_SECONDS)
+                    continue
                 if self._connection is None:
                     connection = await asyncpg.connect(self._url, timeout=db.CONNECT_TIMEOUT_SECONDS)
                     self._connection = connection
