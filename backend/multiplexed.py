@@ -24,6 +24,7 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as redis
+from hiredis import pack_command
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -56,7 +57,8 @@ class Multiplexed:
         self._waiting.append(reply)
         try:
             async with asyncio.timeout(self._timeout):
-                await connection.send_packed_command(connection.pack_command(*args), check_health=False)
+                # hiredis packs the command in C, as redis-py's asyncio connection does not.
+                await connection.send_packed_command(pack_command(args), check_health=False)
                 return await reply
         except TimeoutError:
             error = redis.TimeoutError(f"Redis did not answer within {self._timeout} s")
