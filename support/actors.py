@@ -262,8 +262,9 @@ class Actor:
                       last_event_id: str | None = None) -> RecordedConnection:
         """Open a socket from ``device``, by default with the session's own token in the bearer header.
 
-        Every call opens one more socket (a browser tab); the device keeps them all, and the
-        scenario's report shows their transcripts, unless ``recorded`` is False. The leak
+        Every accepted call opens one more socket (a browser tab); the device keeps them all,
+        and the scenario's report shows their transcripts (a refused attempt's too), unless
+        ``recorded`` is False. The leak
         detector reads every socket either way. ``last_event_id`` resumes after that event
         (docs/contract.md, section 6a). Raises HandshakeRefused if the target refuses.
         """
@@ -271,8 +272,7 @@ class Actor:
         instance = instance or self.cast.instance
         connection = RecordedConnection(entry.party, self.cast.leak_detector, speaks_envelope=endpoint != "mcp")
         if recorded:
-            self.cast.connections.append(connection)
-            entry.tabs.append(connection)
+            self.cast.connections.append(connection)  # a refused handshake's transcript is evidence too
         if carrier is not None and token is None:
             token = entry.tokens.access_token
         url = instance.socket_url(endpoint, path_user or self.user_id)
@@ -283,6 +283,9 @@ class Actor:
             url, carrier=carrier, token=token,
             timeout=self.cast.timeout, headers=headers,
             origin=instance.default_origin if origin is DEFAULT_ORIGIN else origin)
+        if recorded:
+            # A tab only once the handshake is accepted: a refused attempt is no socket of the device's.
+            entry.tabs.append(connection)
         if welcome:
             await connection.wait_for(lambda f: f.type == "connected", "the welcome frame", self.cast.timeout)
         return connection
