@@ -1,0 +1,51 @@
+"""The embedded PostgreSQL: initdb once per PostgreSQL build, a throwaway's durability settings.
+
+Each test points the user's cache (XDG_CACHE_HOME) at a directory of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from support.launcher import EmbeddedServices
+
+
+def started_postgres_facts() -> tuple[int, str]:
+    """Start an embedded PostgreSQL, read its system identifier and fsync setting, stop it."""
+    services = EmbeddedServices()
+    try:
+        url = services.start_postgres()
+
+        async def read() -> tuple[int, str]:
+            connection = await asyncpg.connect(url)
+            try:
+                return (await connection.fetchval("SELECT system_identifier FROM pg_control_system()"),
+                        await connection.fetchval("SHOW fsync"))
+            finally:
+                await connection.close()
+
+        return asyncio.run(read())
+    finally:
+        services.stop()
+
+
+def test_the_data_directory_is_made_once_and_copied_after(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, fsync = started_postgres_facts()
+    templates = [p for p in (tmp_path / "executable-spec" / "postgres-data").iterdir() if p.is_dir()]
+    assert len(templates) == 1 and (templates[0] / "PG_VERSION").is_file(), templates
+    second, _ = started_postgres_facts()
+    # initdb draws a new system identifier every time: the same one twice means a copy.
+    assert second == first, "the second PostgreSQL ran initdb again instead of copying the cached data directory"
+    assert fsync == "off", "the throwaway PostgreSQL still waits for the disk at every commit"
+
+
+def test_without_a_usable_cache_initdb_runs_as_before(tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    first, _ = started_postgres_facts()
+    second, _ = started_postgres_facts()
+    assert first != second  # two initdbs, each its own identifier
