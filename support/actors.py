@@ -264,9 +264,9 @@ class Actor:
 
         Every accepted call opens one more socket (a browser tab); the device keeps them all,
         and the scenario's report shows their transcripts (a refused attempt's too), unless
-        ``recorded`` is False. The leak
-        detector reads every socket either way. ``last_event_id`` resumes after that event
-        (docs/contract.md, section 6a). Raises HandshakeRefused if the target refuses.
+        ``recorded`` is False. The leak detector reads every socket either way.
+        ``last_event_id`` resumes after that event (docs/contract.md, section 6a). Raises
+        HandshakeRefused if the target refuses.
         """
         entry = await self.sign_in(device)
         instance = instance or self.cast.instance
