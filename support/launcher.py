@@ -288,6 +288,9 @@ def _pgdata_template(scratch: Path) -> Path | None:
                 return template
             for leftover in cache.glob("*.making"):  # of a run stopped while it made one
                 shutil.rmtree(leftover, ignore_errors=True)
+            # Made in the run's scratch directory and copied in, not made in the cache: as root,
+            # initdb runs as pgserver's own user, who must be able to reach the directory, and
+            # pgserver opens every folder above it to others (which, in a home directory, it must not).
             fresh = scratch / "pgdata-template"
             fresh.mkdir()
             _initdb(fresh)
