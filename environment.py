@@ -1,7 +1,7 @@
 """Lifecycle of a specification run: start, per-scenario set-up and sweep, stop.
 
 No checks live here except the final isolation sweep of every scenario. A worker of a
-parallel run (support/parallel.py) runs the same lifecycle on the features its parent hands
+parallel run (parallel_run.py) runs the same lifecycle on the features its parent hands
 out, and leaves the run's summaries to the parent; the parent loads no step and starts no
 harness, so those are imported only where they run.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support.parallel import (  # noqa: E402
+from parallel_run import (  # noqa: E402
     run_in_workers_if_planned, start_workers_before_the_steps_load, write_worker_summary,
 )
 

@@ -78,7 +78,7 @@ def attach_allure_formatter(runner, config, directory: str, clear: bool = True) 
     on the command line (behave appends them), so ``behave -f progress`` would print two
     formats at once. Added here instead, it is always on; ``-D allure_results=off`` turns
     it off, and an Allure formatter already given with ``-f`` is left alone. A worker of a
-    parallel run (support/parallel.py) passes ``clear=False``: its parent cleared the directory once.
+    parallel run (parallel_run.py) passes ``clear=False``: its parent cleared the directory once.
     """
     from allure_behave.formatter import AllureFormatter
     from behave.formatter.base import StreamOpener
@@ -164,7 +164,7 @@ def finish_run(runner, harness, directory: Path | None = None) -> None:
     """The end of a run (from after_all): the coverage summary, the report's environment.
 
     ``harness`` is the run's Harness, or the facts of a parallel run merged over its workers
-    (support/parallel.py's MergedRun, which tells its own environment and names ``directory``).
+    (parallel_run.py's MergedRun, which tells its own environment and names ``directory``).
     Never raises: a failure here is reported and must not hide the run's own outcome.
     """
     from .report_coverage import Coverage

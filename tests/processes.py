@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Command-line fragments of the processes an embedded run starts.
-# A worker of a run in workers (support/parallel.py).
-WORKER_SIGN = "support.parallel:WorkerRunner"
+# A worker of a run in workers (parallel_run.py).
+WORKER_SIGN = "parallel_run:WorkerRunner"
 SERVICE_SIGNS = ("postgres", "redis-server", "-m backend", "tests.planted.server", "tests.planted.defective_backend",
                  "tests.planted.lifecycle_defects", WORKER_SIGN)
 

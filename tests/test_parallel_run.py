@@ -1,4 +1,4 @@
-"""The specification in workers (support/parallel.py) reads as the run in one process: the same
+"""The specification in workers (parallel_run.py) reads as the run in one process: the same
 totals and coverage, a worker's failure fails the run with its message, and an interrupted run
 leaves no process behind."""
 
@@ -119,11 +119,11 @@ def test_sigterm_stops_every_worker_and_everything_they_started(tmp_path):
 
 def test_a_worker_stopped_while_it_waits_for_a_feature_stops_what_it_started(tmp_path):
     """SIGTERM between features, when the worker waits for the parent to hand out the next one."""
-    from support.parallel import RECORD
+    from parallel_run import RECORD
 
     before = service_processes()
-    command = [sys.executable, "-m", "behave", "--runner", "support.parallel:WorkerRunner",
-               "-f", "support.parallel:ScenarioStream", "--no-summary", "-D", "jobs=1", "-D", "allure_results=off",
+    command = [sys.executable, "-m", "behave", "--runner", "parallel_run:WorkerRunner",
+               "-f", "parallel_run:ScenarioStream", "--no-summary", "-D", "jobs=1", "-D", "allure_results=off",
                "-D", "spec_worker=1", "-D", f"spec_worker_summary={tmp_path / 'worker-1.json'}", "features/discovery"]
     worker = subprocess.Popen(command, cwd=REPO, env={**os.environ, **EMBEDDED}, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

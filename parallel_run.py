@@ -45,7 +45,7 @@ from behave.model_core import Status
 from behave.model_type import Argument, FileLocation
 from behave.runner import Context, Runner
 
-from .launcher import REPO_ROOT, guarded_command, say
+from support.launcher import REPO_ROOT, guarded_command, say
 
 # A worker's line that carries a record (everything else it prints is console text).
 RECORD = "\x1eSPEC-RECORD "
@@ -80,7 +80,7 @@ def requested_jobs(config) -> int | None:
 
 def planned_jobs(config) -> tuple[int, str]:
     """How many workers this run uses, and why (1: the sequential run, in this process)."""
-    from .settings import Settings
+    from support.settings import Settings
 
     asked = requested_jobs(config)
     try:
@@ -141,7 +141,7 @@ class ScenarioStream(Formatter):
     """A worker's only formatter: each scenario's outcome as one record, once its hooks are done."""
 
     name = "spec-worker-stream"
-    description = "records for the parent of a parallel run (support/parallel.py)"
+    description = "records for the parent of a parallel run (parallel_run.py)"
 
     def __init__(self, stream_opener, config):
         super().__init__(stream_opener, config)
@@ -239,7 +239,7 @@ class WorkerRunner(Runner):
 
 def write_worker_summary(path: str, harness) -> None:
     """What the parent merges over the whole run: environment, isolation observations, frame counts."""
-    from .report import run_environment
+    from support.report import run_environment
 
     summary = {"environment": run_environment(harness) if harness is not None else {},
                "observations": [], "frames": None}
@@ -387,7 +387,7 @@ class ParallelRun:
                 self.changed.wait(WAKE_SECONDS)
 
     def _plan(self) -> None:
-        from .report import clear_previous_results
+        from support.report import clear_previous_results
 
         durations = {}
         if self.results is not None:
@@ -402,8 +402,8 @@ class ParallelRun:
 
     def _command(self, number: int) -> list[str]:
         config = self.runner.config
-        args = ["-m", "behave", "--runner", "support.parallel:WorkerRunner",
-                "-f", "support.parallel:ScenarioStream", "--no-summary", "--no-snippets", "--no-color"]
+        args = ["-m", "behave", "--runner", "parallel_run:WorkerRunner",
+                "-f", "parallel_run:ScenarioStream", "--no-summary", "--no-snippets", "--no-color"]
         userdata = {**config.userdata, "allure_results": "off", "spec_worker": str(number),
             "spec_worker_summary": str(self.workdir / f"worker-{number}.json"), "jobs": "1"}
         if self.results is not None:
@@ -555,7 +555,7 @@ class ParallelRun:
         self.runner.hook_failures += 1
 
     def after_all(self, context) -> None:
-        from .report import finish_run
+        from support.report import finish_run
 
         runner = self.runner
         self.stop_workers()
@@ -614,9 +614,9 @@ class MergedRun:
     """The run's facts over every worker, read by support/report.py's finish_run like a harness."""
 
     def __init__(self, summaries: list[dict]):
-        from .catalogue import RequirementCatalogue
-        from .contract_schema import ContractValidator
-        from .operations import Inventory, IsolationCoverage, Observation
+        from support.catalogue import RequirementCatalogue
+        from support.contract_schema import ContractValidator
+        from support.operations import Inventory, IsolationCoverage, Observation
 
         self.catalogue = RequirementCatalogue.load()
         self.isolation = IsolationCoverage(Inventory.load())
