@@ -10,6 +10,7 @@ run calls on success, on failure and on Ctrl-C (and atexit, as a last resort).
 from __future__ import annotations
 
 import atexit
+import http.client
 import os
 import shutil
 import signal
@@ -22,8 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The embedded PostgreSQL's settings for a database that lives as long as the run.
@@ -163,13 +163,10 @@ class EmbeddedServices:
             if backend.process.poll() is not None:
                 raise LaunchError(f"the reference backend '{backend.name}' exited with code "
                                   f"{backend.process.returncode} while starting; its log ends:\n{backend.log_tail()}")
-            try:
-                response = httpx.get(backend.url + "/health", timeout=1.0)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as error:
-                last = str(error) or type(error).__name__
+            status, body = _health(backend.url)
+            if status == 200:
+                return
+            last = f"HTTP {status} {body}" if status else body
             time.sleep(0.05)
         raise LaunchError(f"the reference backend '{backend.name}' was not healthy in time ({last}); "
                           f"its log ends:\n{backend.log_tail()}")
@@ -249,6 +246,25 @@ class EmbeddedServices:
             os.kill(pid, signal.SIGKILL)
         if socket_dir:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _health(url: str, timeout: float = 1.0) -> tuple[int, str]:
+    """GET ``url``/health over plain HTTP: (status, start of the body), or (0, what went wrong).
+
+    The standard library's client, not httpx: ``httpx.get`` builds a TLS context for every call
+    (about 60 ms of CPU, loading the CA bundle), and a run in workers polls a dozen backends or
+    more while the machine is busiest starting them, for loopback addresses that never speak TLS.
+    """
+    address = urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        return response.status, response.read(200).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as error:
+        return 0, str(error) or type(error).__name__
+    finally:
+        connection.close()
 
 
 def lay_initialised_pgdata(pgdata: Path, scratch: Path) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from .accounts import tls_context
+
 # How a feature names a signing secret a deployment might start with -> the secret.
 START_SECRETS = {
     "the signing secret docker-compose.yml once shipped": lambda: "change-me-in-production",
@@ -46,7 +48,7 @@ async def start_instance(services, settings, mode: str, secret: str, within: flo
     backend = services._launch(f"start-up-{mode}-{secrets.token_hex(2)}", environment)
     served, deadline = False, time.monotonic() + within
     try:
-        async with httpx.AsyncClient(timeout=1.0) as client:
+        async with httpx.AsyncClient(timeout=1.0, verify=tls_context()) as client:
             while time.monotonic() < deadline and backend.process.poll() is None:
                 try:
                     if (await client.get(backend.url + "/health")).status_code == 200:
