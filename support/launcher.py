@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .forking import ForkedProcess, Zygote, ZygoteGone
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# What follows ``python`` to run the reference backend.
+BACKEND = ("-m", "backend")
 # The embedded PostgreSQL's settings for a database that lives as long as the run.
 THROWAWAY_DURABILITY = ("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off; "
                         "ALTER SYSTEM SET full_page_writes = off; SELECT pg_reload_conf();")
@@ -61,7 +65,7 @@ class BackendProcess:
 
     name: str
     url: str
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedProcess
     log_path: Path
 
     def log_tail(self, lines: int = 30) -> str:
@@ -81,6 +85,8 @@ class EmbeddedServices:
     _redis: object = None
     _redis_pid: int = 0
     _stopped: bool = False
+    _forker: Zygote | None = None
+    _zygote_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         atexit.register(self.stop)
@@ -135,11 +141,12 @@ class EmbeddedServices:
         return backends
 
     def _launch(self, name: str, environment: dict[str, str],
-                program: tuple[str, ...] = ("-m", "backend")) -> BackendProcess:
+                program: tuple[str, ...] = BACKEND) -> BackendProcess:
         """Start the backend on a fresh loopback socket it inherits (no port is raced for).
 
         ``program`` is what follows ``python``; the tests run the backend with a planted
-        defect through it (tests/planted/defective_backend.py).
+        defect through it (tests/planted/defective_backend.py). ``python -m backend`` itself
+        is forked by the run's zygote (support/forking.py), which has imported it already.
         """
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -148,14 +155,28 @@ class EmbeddedServices:
         port = listener.getsockname()[1]
         log_path = self.workdir / f"backend-{name}.log"
         env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
-        command = guarded_command([*program, "--fd", str(listener.fileno())])
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       pass_fds=(listener.fileno(),), start_new_session=True)
+            if program == BACKEND:
+                try:
+                    process = self._zygote().fork([], env, listener, log.fileno())
+                except ZygoteGone as error:
+                    listener.close()
+                    raise LaunchError(f"the reference backend '{name}' could not be started: {error}") from None
+            else:
+                command = guarded_command([*program, "--fd", str(listener.fileno())])
+                process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           pass_fds=(listener.fileno(),), start_new_session=True)
         listener.close()  # the child holds its own copy
         backend = BackendProcess(name, f"http://127.0.0.1:{port}", process, log_path)
         self.backends.append(backend)
         return backend
+
+    def _zygote(self) -> Zygote:
+        with self._zygote_lock:
+            if self._forker is None:
+                self._forker = Zygote(guarded_command([]), self.workdir / "backend-zygote.log",
+                                      {**os.environ, "PYTHONUNBUFFERED": "1"}, REPO_ROOT)
+            return self._forker
 
     def _wait_healthy(self, backend: BackendProcess, deadline: float) -> None:
         last = "no answer yet"
@@ -216,6 +237,8 @@ class EmbeddedServices:
                     pass
         for backend in list(self.backends):
             self.stop_backend(backend, asked=True)
+        if self._forker is not None:
+            self._forker.stop()
         # PostgreSQL and Redis at once, now that no backend uses them: each takes a few tenths.
         postgres = threading.Thread(target=self._stop_postgres, name="stop-postgres")
         postgres.start()
