@@ -34,6 +34,14 @@ BACKEND = ("-m", "backend")
 THROWAWAY_DURABILITY = ("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off; "
                         "ALTER SYSTEM SET full_page_writes = off; SELECT pg_reload_conf();")
 
+# Where the embedded PostgreSQL keeps its data when this RAM-backed directory has room: laying
+# the cached data directory there cost 0.08 s of system time against 0.8 s on this machine's
+# disk (38 MB in 969 files), once per worker at every run's start. Elsewhere, the run's scratch
+# directory. A run killed before it could clean up is cleaned up by the next (its pid is gone).
+MEMORY_DIRECTORY = Path("/dev/shm")
+MEMORY_ROOM_BYTES = 1 << 30
+MEMORY_PREFIX = "spec-pg-"
+
 # Runs the real command after asking the kernel to SIGTERM it if the harness dies, so a
 # backend never outlives a killed run. Exits at once if the parent is already gone.
 _ORPHAN_GUARD = (
@@ -86,6 +94,7 @@ class EmbeddedServices:
     _redis_pid: int = 0
     _stopped: bool = False
     _forker: Zygote | None = None
+    _in_memory: Path | None = None
     _zygote_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -99,7 +108,7 @@ class EmbeddedServices:
         warnings.filterwarnings("ignore", module="platformdirs")
         import pgserver  # imported here: only the embedded default needs it
 
-        pgdata = self.workdir / "pgdata"
+        pgdata = self._data_home() / "pgdata"
         try:
             lay_initialised_pgdata(pgdata, self.workdir)
             self._postgres = pgserver.get_server(pgdata, cleanup_mode="delete")
@@ -112,6 +121,20 @@ class EmbeddedServices:
             raise LaunchError(f"embedded PostgreSQL (pgserver) did not start: {error}") from error
         say(f"embedded PostgreSQL ready in {time.monotonic() - started:.1f} s")
         return url
+
+    def _data_home(self) -> Path:
+        """A directory of this run's in MEMORY_DIRECTORY if it has room, else the scratch directory."""
+        try:
+            if shutil.disk_usage(MEMORY_DIRECTORY).free < MEMORY_ROOM_BYTES:
+                return self.workdir
+            for abandoned in MEMORY_DIRECTORY.glob(f"{MEMORY_PREFIX}*"):
+                owner = abandoned.name[len(MEMORY_PREFIX):].split("-", 1)[0]
+                if owner.isdigit() and not _alive(int(owner)):
+                    shutil.rmtree(abandoned, ignore_errors=True)
+            self._in_memory = Path(tempfile.mkdtemp(prefix=f"{MEMORY_PREFIX}{os.getpid()}-", dir=MEMORY_DIRECTORY))
+            return self._in_memory
+        except OSError:
+            return self.workdir
 
     def start_redis(self) -> str:
         started = time.monotonic()
@@ -248,6 +271,8 @@ class EmbeddedServices:
         finally:
             postgres.join()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._in_memory is not None:
+            shutil.rmtree(self._in_memory, ignore_errors=True)
 
     def _stop_postgres(self) -> None:
         if self._postgres is not None:

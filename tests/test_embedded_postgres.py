@@ -6,9 +6,13 @@ Each test points the user's cache (XDG_CACHE_HOME) at a directory of its own.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 
 import asyncpg
 
+from support import launcher
 from support.launcher import EmbeddedServices
 
 
@@ -49,3 +53,31 @@ def test_without_a_usable_cache_initdb_runs_as_before(tmp_path, monkeypatch):
     first, _ = started_postgres_facts()
     second, _ = started_postgres_facts()
     assert first != second  # two initdbs, each its own identifier
+
+
+def test_its_data_lives_in_memory_while_it_runs_and_is_gone_after(monkeypatch, tmp_path):
+    """On a machine with a RAM-backed MEMORY_DIRECTORY; one a killed run left is removed by the next."""
+    monkeypatch.setattr(launcher, "MEMORY_DIRECTORY", tmp_path)  # stands in for /dev/shm, room and all
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = tmp_path / f"{launcher.MEMORY_PREFIX}{dead.pid}-left"
+    (abandoned / "pgdata").mkdir(parents=True)
+    services = EmbeddedServices()
+    try:
+        services.start_postgres()
+        assert not abandoned.exists(), "the data a killed run left in memory was not removed"
+        ours = [p for p in tmp_path.iterdir() if p.name.startswith(f"{launcher.MEMORY_PREFIX}{os.getpid()}-")]
+        assert len(ours) == 1 and (ours[0] / "pgdata" / "PG_VERSION").is_file(), list(tmp_path.iterdir())
+    finally:
+        services.stop()
+    assert list(tmp_path.iterdir()) == [], "the run's data stayed in memory after it stopped"
+
+
+def test_without_room_in_memory_its_data_stays_in_the_scratch_directory(monkeypatch, tmp_path):
+    monkeypatch.setattr(launcher, "MEMORY_ROOM_BYTES", shutil.disk_usage(launcher.MEMORY_DIRECTORY).free + 1)
+    services = EmbeddedServices()
+    try:
+        services.start_postgres()
+        assert (services.workdir / "pgdata" / "PG_VERSION").is_file()
+    finally:
+        services.stop()
