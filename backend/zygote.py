@@ -9,11 +9,12 @@ listening socket.
 
 The control descriptor is one end of an AF_UNIX SOCK_SEQPACKET pair; each message is JSON.
 The caller sends ``{"argv": [...], "env": {...}}`` with two descriptors attached, the
-listening socket and the log file, and gets ``{"forked": pid}`` back; the instance runs
-with ``argv`` and ``--fd`` naming its socket.
-Whenever an instance ends, this process reports ``{"exited": pid, "code": c}`` with the code
-``subprocess`` would give (negative: killed by that signal). It ends when the caller closes
-its end, and the kernel sends SIGTERM to every instance it forked when it dies.
+listening socket and the log file, and gets ``{"forked": pid}`` back (or ``{"error": why}``);
+the instance runs with ``argv`` and ``--fd`` naming its socket. Whenever an instance ends,
+this process reports ``{"exited": pid, "code": c}`` with the code ``subprocess`` would give
+(negative: killed by that signal). When the caller closes its end, the instances still
+running are stopped (SIGTERM, then SIGKILL after a grace period) and this process ends; if
+it dies instead, the kernel sends each instance SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import argparse
 import ctypes
 import json
 import os
-import random
 import select
 import signal
 import socket
 import sys
+import time
 import traceback
 
 from . import __main__ as backend_main
@@ -34,6 +35,8 @@ from . import __main__ as backend_main
 PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20
 REAP_SECONDS = 0.05
+# How long instances get to stop by themselves once the caller has gone.
+STOP_GRACE_SECONDS = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,28 +55,70 @@ def main(argv: list[str] | None = None) -> int:
             message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 2)
         except OSError:
             message, fds = b"", []
-        if not message:  # the caller is gone or done: instances still running keep running
+        if not message:  # the caller is done or gone
+            _stop(children)
             return 0
         try:
-            request = json.loads(message)
-            pid = _fork(request["argv"], request["env"], fds, control)
+            reply = {"forked": _start(message, fds, control)}
+            children.add(reply["forked"])
+        except Exception as error:  # one bad request must not take the running instances down with it
+            reply = {"error": f"{type(error).__name__}: {error}"}
         finally:
             for fd in fds:
                 os.close(fd)  # the instance holds its own copies; the next one must not inherit these
-        children.add(pid)
-        control.send(json.dumps({"forked": pid}).encode())
+        try:
+            control.send(json.dumps(reply).encode())
+        except OSError:
+            _stop(children)
+            return 0
+
+
+def _start(message: bytes, fds: list[int], control: socket.socket) -> int:
+    request = json.loads(message)
+    if len(fds) != 2:
+        raise ValueError(f"expected 2 descriptors (listening socket, log), got {len(fds)}")
+    return _fork([str(arg) for arg in request["argv"]], dict(request["env"]), fds, control)
 
 
 def _report_exits(control: socket.socket, children: set[int]) -> None:
+    for pid, code in _reap(children):
+        try:
+            control.send(json.dumps({"exited": pid, "code": code}).encode())
+        except OSError:
+            return  # the caller is gone; the next read says so
+
+
+def _reap(children: set[int]) -> list[tuple[int, int]]:
+    ended = []
     while children:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            break
         children.discard(pid)
-        control.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+        ended.append((pid, os.waitstatus_to_exitcode(status)))
+    return ended
+
+
+def _stop(children: set[int]) -> None:
+    """SIGTERM every instance still running, SIGKILL those that outlast the grace period, reap all."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:  # not yet in a session of its own
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while children and time.monotonic() < deadline:
+            _reap(children)
+            time.sleep(REAP_SECONDS)
+        if not children:
+            return
 
 
 def _fork(argv: list[str], env: dict[str, str], fds: list[int], control: socket.socket) -> int:
@@ -95,7 +140,6 @@ def _fork(argv: list[str], env: dict[str, str], fds: list[int], control: socket.
         os.close(log)
         os.environ.clear()
         os.environ.update(env)
-        random.seed()  # each instance draws its own sequence, not a copy of this process's
         code = backend_main.main([*argv, "--fd", str(listening)])
     except SystemExit as exit_:  # what sys.exit would have made of it
         if exit_.code is None or isinstance(exit_.code, int):
@@ -105,9 +149,11 @@ def _fork(argv: list[str], env: dict[str, str], fds: list[int], control: socket.
     except BaseException:
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ CPU-second importing the same modules. The launcher starts one ``python -m backe
 per run instead and asks it for each instance. What comes back behaves, for the launcher and
 the tests, like the ``subprocess.Popen`` of ``python -m backend``: a pid that leads its own
 process group, ``poll``, ``wait`` and ``returncode``.
+
+The zygote gets SIGTERM from the kernel when the thread that started it ends (the orphan
+guard's parent-death signal), so it must be started from a thread that lives as long as the
+run: the launcher starts it from ``start_backends``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -20,10 +25,16 @@ import time
 from pathlib import Path
 
 MAX_MESSAGE = 1 << 16
+# How long the zygote may take to answer a request before it is taken for broken.
+ANSWER_SECONDS = 30.0
 
 
 class ZygoteGone(RuntimeError):
-    """The forking process ended; the message says how, with the end of its log."""
+    """The process that forks the backends ended or stopped answering; no instance can be started."""
+
+
+class ForkRefused(RuntimeError):
+    """The zygote could not start this instance (it still serves the others)."""
 
 
 class ForkedProcess:
@@ -64,7 +75,7 @@ class Zygote:
         self._control = ours
         self._lock = threading.Lock()
         self._running: dict[int, ForkedProcess] = {}
-        self._gone = False
+        self._gone: str | None = None  # why, once it has ended or stopped answering
 
     def fork(self, argv: list[str], env: dict[str, str], listening: socket.socket, log_fd: int) -> ForkedProcess:
         """Start ``python -m backend`` with ``argv`` (``--fd`` is added), ``env`` and that socket and log."""
@@ -72,16 +83,19 @@ class Zygote:
         with self._lock:
             try:
                 socket.send_fds(self._control, [request], [listening.fileno(), log_fd])
-                while True:
-                    reply = self._receive(timeout=30)
-                    if reply is None:
-                        raise ZygoteGone("it did not answer within 30 s")
-                    if "forked" in reply:
-                        break
+                deadline = time.monotonic() + ANSWER_SECONDS
+                reply = {}
+                while "forked" not in reply and "error" not in reply:
+                    if time.monotonic() > deadline:
+                        self.process.terminate()  # broken: its instances get SIGTERM from the kernel
+                        raise ZygoteGone(f"it did not answer within {ANSWER_SECONDS:g} s and was stopped")
+                    reply = self._receive(0.5) or {}
             except (OSError, ZygoteGone) as error:
-                self._gone = True
-                raise ZygoteGone(f"the backend zygote could not start an instance ({error}); "
+                self._gone = self._gone or str(error)
+                raise ZygoteGone(f"the process that forks the backends cannot start one: {self._gone}; "
                                  f"its log ends:\n{self.log_tail()}") from None
+            if "error" in reply:
+                raise ForkRefused(f"the process that forks the backends could not start this one: {reply['error']}")
             forked = ForkedProcess(self, reply["forked"], ["python", "-m", "backend", *argv])
             self._running[forked.pid] = forked
             return forked
@@ -89,19 +103,19 @@ class Zygote:
     def collect(self, timeout: float) -> None:
         """Take in every exit the zygote reported, waiting up to ``timeout`` for the first."""
         with self._lock:
-            try:
-                reply = self._receive(timeout)
-                while reply is not None:
-                    reply = self._receive(0)
-            except (OSError, ZygoteGone):
-                self._gone = True
-            if self._gone:
-                self._settle_orphans()
+            if self._gone is None:
+                try:
+                    reply = self._receive(timeout)
+                    while reply is not None:
+                        reply = self._receive(0)
+                    return
+                except (OSError, ZygoteGone) as error:
+                    self._gone = str(error)
+            self._settle_orphans()
+        time.sleep(timeout)  # nobody will report: look again no sooner than asked
 
     def _receive(self, timeout: float) -> dict | None:
         """One message (an exit is recorded as it is read); None when nothing came in time."""
-        if self._gone:
-            raise ZygoteGone("it has ended")
         readable, _, _ = select.select([self._control], [], [], timeout)
         if not readable:
             return None
@@ -116,19 +130,21 @@ class Zygote:
         return reply
 
     def _settle_orphans(self) -> None:
-        """With the zygote gone, nobody reports exits: an instance no longer alive has ended."""
+        """With the zygote gone nobody reports exits: an instance that is no longer alive has ended.
+
+        Its own code went with the zygote; it is given as SIGTERM's, the signal the kernel sent
+        it when the zygote died.
+        """
         for pid, forked in list(self._running.items()):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                forked.returncode = -1  # its code went with the zygote
+            if not _alive(pid):
+                forked.returncode = -signal.SIGTERM
                 del self._running[pid]
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Close our end (the zygote then ends) and wait for it; SIGKILL if it does not."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Close our end: the zygote stops the instances still running, then ends. SIGKILL if it does not."""
         with self._lock:
             self._control.close()
-            self._gone = True
+            self._gone = self._gone or "it was stopped"
         try:
             self.process.wait(grace)
         except subprocess.TimeoutExpired:
@@ -140,3 +156,12 @@ class Zygote:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -10,6 +10,7 @@ run calls on success, on failure and on Ctrl-C (and atexit, as a last resort).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import http.client
 import os
 import shutil
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .forking import ForkedProcess, Zygote, ZygoteGone
+from .forking import ForkedProcess, ForkRefused, Zygote, ZygoteGone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What follows ``python`` to run the reference backend.
@@ -37,10 +38,14 @@ THROWAWAY_DURABILITY = ("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchron
 # Where the embedded PostgreSQL keeps its data when this RAM-backed directory has room: laying
 # the cached data directory there cost 0.08 s of system time against 0.8 s on this machine's
 # disk (38 MB in 969 files), once per worker at every run's start. Elsewhere, the run's scratch
-# directory. A run killed before it could clean up is cleaned up by the next (its pid is gone).
+# directory. The run holds a lock on a file in its directory while it lasts; a directory whose
+# lock nobody holds belongs to a run that was killed, and the next run removes it.
 MEMORY_DIRECTORY = Path("/dev/shm")
 MEMORY_ROOM_BYTES = 1 << 30
 MEMORY_PREFIX = "spec-pg-"
+MEMORY_LOCK = ".held-by-a-run"
+# A directory younger than this may be one whose run has not taken its lock yet.
+MEMORY_CLAIM_SECONDS = 60
 
 # Runs the real command after asking the kernel to SIGTERM it if the harness dies, so a
 # backend never outlives a killed run. Exits at once if the parent is already gone.
@@ -95,6 +100,7 @@ class EmbeddedServices:
     _stopped: bool = False
     _forker: Zygote | None = None
     _in_memory: Path | None = None
+    _memory_lock: object = None
     _zygote_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -125,14 +131,14 @@ class EmbeddedServices:
     def _data_home(self) -> Path:
         """A directory of this run's in MEMORY_DIRECTORY if it has room, else the scratch directory."""
         try:
+            _remove_abandoned(MEMORY_DIRECTORY)
             if shutil.disk_usage(MEMORY_DIRECTORY).free < MEMORY_ROOM_BYTES:
                 return self.workdir
-            for abandoned in MEMORY_DIRECTORY.glob(f"{MEMORY_PREFIX}*"):
-                owner = abandoned.name[len(MEMORY_PREFIX):].split("-", 1)[0]
-                if owner.isdigit() and not _alive(int(owner)):
-                    shutil.rmtree(abandoned, ignore_errors=True)
-            self._in_memory = Path(tempfile.mkdtemp(prefix=f"{MEMORY_PREFIX}{os.getpid()}-", dir=MEMORY_DIRECTORY))
-            return self._in_memory
+            home = Path(tempfile.mkdtemp(prefix=MEMORY_PREFIX, dir=MEMORY_DIRECTORY))
+            self._memory_lock = open(home / MEMORY_LOCK, "w")  # not inherited: only this process holds it
+            fcntl.flock(self._memory_lock, fcntl.LOCK_EX)
+            self._in_memory = home
+            return home
         except OSError:
             return self.workdir
 
@@ -157,6 +163,7 @@ class EmbeddedServices:
     def start_backends(self, environments: dict[str, dict[str, str]], timeout: float = 30.0) -> list[BackendProcess]:
         """Start one ``python -m backend`` per entry, all at once; wait until each /health says ok."""
         started = time.monotonic()
+        self._zygote()  # from this thread, which lives as long as the run (support/forking.py)
         backends = [self._launch(name, environment) for name, environment in environments.items()]
         for backend in backends:
             self._wait_healthy(backend, started + timeout)
@@ -182,9 +189,9 @@ class EmbeddedServices:
             if program == BACKEND:
                 try:
                     process = self._zygote().fork([], env, listener, log.fileno())
-                except ZygoteGone as error:
+                except (ZygoteGone, ForkRefused) as error:
                     listener.close()
-                    raise LaunchError(f"the reference backend '{name}' could not be started: {error}") from None
+                    raise LaunchError(f"the reference backend '{name}' did not start: {error}") from None
             else:
                 command = guarded_command([*program, "--fd", str(listener.fileno())])
                 process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -227,7 +234,10 @@ class EmbeddedServices:
             try:
                 process.wait(grace)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended (and a zygote reaped it) just now
+                    pass
                 process.wait()
         if backend in self.backends:
             self.backends.remove(backend)
@@ -252,16 +262,24 @@ class EmbeddedServices:
         say(f"embedded services stopped in {time.monotonic() - started:.1f} s")
 
     def _stop_all(self) -> None:
-        for backend in list(self.backends):  # all asked at once: each takes a moment to shut down
-            if backend.process.poll() is None:
-                try:
-                    os.killpg(backend.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for backend in list(self.backends):
-            self.stop_backend(backend, asked=True)
-        if self._forker is not None:
-            self._forker.stop()
+        """Each part is stopped even if stopping an earlier one failed."""
+        try:
+            for backend in list(self.backends):  # all asked at once: each takes a moment to shut down
+                if backend.process.poll() is None:
+                    try:
+                        os.killpg(backend.process.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            for backend in list(self.backends):
+                self.stop_backend(backend, asked=True)
+        finally:
+            try:
+                if self._forker is not None:
+                    self._forker.stop()  # it stops any instance still running first
+            finally:
+                self._stop_stores()
+
+    def _stop_stores(self) -> None:
         # PostgreSQL and Redis at once, now that no backend uses them: each takes a few tenths.
         postgres = threading.Thread(target=self._stop_postgres, name="stop-postgres")
         postgres.start()
@@ -270,9 +288,10 @@ class EmbeddedServices:
                 self._stop_redis()
         finally:
             postgres.join()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        if self._in_memory is not None:
-            shutil.rmtree(self._in_memory, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._in_memory is not None:
+                shutil.rmtree(self._in_memory, ignore_errors=True)
+                self._memory_lock.close()
 
     def _stop_postgres(self) -> None:
         if self._postgres is not None:
@@ -294,6 +313,19 @@ class EmbeddedServices:
             os.kill(pid, signal.SIGKILL)
         if socket_dir:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _remove_abandoned(memory: Path) -> None:
+    """Remove the data directories in ``memory`` of runs that ended without removing them."""
+    for directory in memory.glob(f"{MEMORY_PREFIX}*"):
+        try:
+            if time.time() - directory.stat().st_mtime < MEMORY_CLAIM_SECONDS and not (directory / MEMORY_LOCK).exists():
+                continue  # just made: its run is about to take the lock
+            with open(directory / MEMORY_LOCK, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: its run is alive
+            shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _health(url: str, timeout: float = 1.0) -> tuple[int, str]:

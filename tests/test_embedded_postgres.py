@@ -6,9 +6,9 @@ Each test points the user's cache (XDG_CACHE_HOME) at a directory of its own.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
-import shutil
-import subprocess
+import time
 
 import asyncpg
 
@@ -56,25 +56,33 @@ def test_without_a_usable_cache_initdb_runs_as_before(tmp_path, monkeypatch):
 
 
 def test_its_data_lives_in_memory_while_it_runs_and_is_gone_after(monkeypatch, tmp_path):
-    """On a machine with a RAM-backed MEMORY_DIRECTORY; one a killed run left is removed by the next."""
-    monkeypatch.setattr(launcher, "MEMORY_DIRECTORY", tmp_path)  # stands in for /dev/shm, room and all
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    abandoned = tmp_path / f"{launcher.MEMORY_PREFIX}{dead.pid}-left"
-    (abandoned / "pgdata").mkdir(parents=True)
+    """On a machine with a RAM-backed MEMORY_DIRECTORY; what a killed run left there is removed by the next."""
+    monkeypatch.setattr(launcher, "MEMORY_DIRECTORY", tmp_path)  # stands in for /dev/shm
+    monkeypatch.setattr(launcher, "MEMORY_ROOM_BYTES", 0)
+    abandoned, alive, claimed = (tmp_path / f"{launcher.MEMORY_PREFIX}{name}" for name in ("killed", "alive", "new"))
+    for directory in (abandoned, alive, claimed):
+        (directory / "pgdata").mkdir(parents=True)
+    (abandoned / launcher.MEMORY_LOCK).touch()  # its run held the lock; nobody holds it now
+    long_ago = time.time() - 2 * launcher.MEMORY_CLAIM_SECONDS
+    os.utime(abandoned, (long_ago, long_ago))
+    os.utime(alive, (long_ago, long_ago))
+    held = open(alive / launcher.MEMORY_LOCK, "w")  # another run, alive
+    fcntl.flock(held, fcntl.LOCK_EX)
     services = EmbeddedServices()
     try:
         services.start_postgres()
         assert not abandoned.exists(), "the data a killed run left in memory was not removed"
-        ours = [p for p in tmp_path.iterdir() if p.name.startswith(f"{launcher.MEMORY_PREFIX}{os.getpid()}-")]
-        assert len(ours) == 1 and (ours[0] / "pgdata" / "PG_VERSION").is_file(), list(tmp_path.iterdir())
+        assert alive.exists() and claimed.exists(), "the data of a run still alive (or just starting) was removed"
+        ours = set(tmp_path.iterdir()) - {alive, claimed}
+        assert len(ours) == 1 and (ours.pop() / "pgdata" / "PG_VERSION").is_file(), list(tmp_path.iterdir())
     finally:
         services.stop()
-    assert list(tmp_path.iterdir()) == [], "the run's data stayed in memory after it stopped"
+        held.close()
+    assert set(tmp_path.iterdir()) == {alive, claimed}, "the run's data stayed in memory after it stopped"
 
 
-def test_without_room_in_memory_its_data_stays_in_the_scratch_directory(monkeypatch, tmp_path):
-    monkeypatch.setattr(launcher, "MEMORY_ROOM_BYTES", shutil.disk_usage(launcher.MEMORY_DIRECTORY).free + 1)
+def test_without_room_in_memory_its_data_stays_in_the_scratch_directory(monkeypatch):
+    monkeypatch.setattr(launcher, "MEMORY_ROOM_BYTES", 1 << 62)
     services = EmbeddedServices()
     try:
         services.start_postgres()

@@ -5,6 +5,7 @@ they ended, stop when asked, and never outlive the process that started them."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -100,3 +101,52 @@ def test_instances_and_the_zygote_stop_when_the_process_that_started_them_is_kil
     finally:
         if starter.poll() is None:
             starter.kill()
+
+
+def _zygote_on(control_fd: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "backend.zygote", "--control-fd", str(control_fd)], cwd=REPO_ROOT,
+                            pass_fds=(control_fd,), start_new_session=True)
+
+
+def _request(control: socket.socket, env: dict, fds: list[int]) -> dict:
+    socket.send_fds(control, [json.dumps({"argv": [], "env": env}).encode()], fds)
+    while True:
+        message = control.recv(1 << 16)
+        assert message, "the zygote closed its end (it ended) instead of answering"
+        reply = json.loads(message)
+        if "exited" not in reply:
+            return reply
+
+
+def test_a_request_the_zygote_cannot_serve_is_answered_and_the_next_is_served(tmp_path, stores):
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zygote = _zygote_on(theirs.fileno())
+    theirs.close()
+    listening = socket.create_server(("127.0.0.1", 0))
+    try:
+        with open(tmp_path / "instance.log", "wb") as log:
+            refused = _request(ours, stores, [log.fileno()])  # the listening socket is missing
+            assert "expected 2 descriptors" in refused.get("error", ""), refused
+            served = _request(ours, stores, [listening.fileno(), log.fileno()])
+        assert "forked" in served, served
+        assert not _gone(served["forked"])
+    finally:
+        ours.close()  # the zygote stops what it started, then ends
+        assert zygote.wait(15) == 0
+        listening.close()
+    assert _gone(served["forked"]), "the zygote ended and left its instance running"
+
+
+def test_when_the_zygote_dies_its_instances_end_and_the_launcher_still_stops(tmp_path, stores):
+    services = EmbeddedServices(workdir=tmp_path)
+    try:
+        backend = services.start_backends({"bereaved": stores})[0]
+        services._forker.process.kill()
+        assert backend.process.wait(10) == -signal.SIGTERM  # the kernel's parent-death signal
+        with pytest.raises(LaunchError, match="'late' did not start: the process that forks the backends cannot"):
+            services._launch("late", stores)
+    finally:
+        started = time.monotonic()
+        services.stop()
+        assert time.monotonic() - started < 10
+    assert _gone(backend.process.pid)
