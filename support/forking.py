@@ -136,7 +136,7 @@ class Zygote:
         it when the zygote died.
         """
         for pid, forked in list(self._running.items()):
-            if not _alive(pid):
+            if not alive(pid):
                 forked.returncode = -signal.SIGTERM
                 del self._running[pid]
 
@@ -158,8 +158,14 @@ class Zygote:
             return "(no log)"
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie nobody reaped yet has ended)."""
+def alive(pid: int) -> bool:
+    """Running: a process that has ended but nobody reaped yet (a zombie) is not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(") ", 1)[1][0] != "Z"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .forking import ForkedProcess, ForkRefused, Zygote, ZygoteGone
+from .forking import ForkedProcess, ForkRefused, Zygote, ZygoteGone, alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What follows ``python`` to run the reference backend.
@@ -304,12 +304,12 @@ class EmbeddedServices:
         redis_server, pid, socket_dir = self._redis, self._redis_pid, self._redis.redis_dir
         redis_server.connection_pool.disconnect()
         # SIGTERM rather than SHUTDOWN: redis-py retries the connection the server drops.
-        if pid and _alive(pid):
+        if pid and alive(pid):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while pid and _alive(pid) and time.monotonic() < deadline:
+        while pid and alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if pid and _alive(pid):
+        if pid and alive(pid):
             os.kill(pid, signal.SIGKILL)
         if socket_dir:
             shutil.rmtree(socket_dir, ignore_errors=True)
@@ -432,17 +432,3 @@ def _hold_interrupts() -> dict:
 def _release_interrupts(held: dict) -> None:
     for signum, handler in held.items():
         signal.signal(signum, handler)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive for our purposes
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False

@@ -13,18 +13,8 @@ import time
 
 import pytest
 
+from support.forking import alive
 from support.launcher import REPO_ROOT, EmbeddedServices, LaunchError
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie nobody reaped yet has ended too
-        return open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0] == "Z"
-    except OSError:
-        return True
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +80,13 @@ def test_instances_and_the_zygote_stop_when_the_process_that_started_them_is_kil
                                stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         pids = json.loads(starter.stdout.readline())
-        assert not any(_gone(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids)
         starter.kill()
         starter.wait()
         deadline = time.monotonic() + 10
-        while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        left = [pid for pid in pids if not _gone(pid)]
+        left = [pid for pid in pids if alive(pid)]
         assert not left, f"still running after the process that started them was killed: {left}"
     finally:
         if starter.poll() is None:
@@ -129,12 +119,12 @@ def test_a_request_the_zygote_cannot_serve_is_answered_and_the_next_is_served(tm
             assert "expected 2 descriptors" in refused.get("error", ""), refused
             served = _request(ours, stores, [listening.fileno(), log.fileno()])
         assert "forked" in served, served
-        assert not _gone(served["forked"])
+        assert alive(served["forked"])
     finally:
         ours.close()  # the zygote stops what it started, then ends
         assert zygote.wait(15) == 0
         listening.close()
-    assert _gone(served["forked"]), "the zygote ended and left its instance running"
+    assert not alive(served["forked"]), "the zygote ended and left its instance running"
 
 
 def test_when_the_zygote_dies_its_instances_end_and_the_launcher_still_stops(tmp_path, stores):
@@ -149,4 +139,4 @@ def test_when_the_zygote_dies_its_instances_end_and_the_launcher_still_stops(tmp
         started = time.monotonic()
         services.stop()
         assert time.monotonic() - started < 10
-    assert _gone(backend.process.pid)
+    assert not alive(backend.process.pid)
