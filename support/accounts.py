@@ -33,7 +33,7 @@ def tls_context() -> ssl.SSLContext:
     """httpx's default TLS context (its CA bundle, SSL_CERT_FILE honoured), built once per process.
 
     Each client would otherwise build its own and load the CA bundle again, about 60 ms of CPU
-    apiece: a worker's start-up pays it once, not once per instance and per started backend.
+    apiece: a worker's start-up pays it once, not once per instance.
     """
     return httpx.create_ssl_context()
 

@@ -214,7 +214,7 @@ class EmbeddedServices:
             if backend.process.poll() is not None:
                 raise LaunchError(f"the reference backend '{backend.name}' exited with code "
                                   f"{backend.process.returncode} while starting; its log ends:\n{backend.log_tail()}")
-            status, body = _health(backend.url)
+            status, body = health(backend.url)
             if status == 200:
                 return
             last = f"HTTP {status} {body}" if status else body
@@ -328,7 +328,7 @@ def _remove_abandoned(memory: Path) -> None:
             continue
 
 
-def _health(url: str, timeout: float = 1.0) -> tuple[int, str]:
+def health(url: str, timeout: float = 1.0) -> tuple[int, str]:
     """GET ``url``/health over plain HTTP: (status, start of the body), or (0, what went wrong).
 
     The standard library's client, not httpx: ``httpx.get`` builds a TLS context for every call
@@ -363,7 +363,6 @@ def lay_initialised_pgdata(pgdata: Path, scratch: Path) -> None:
 
 
 def _pgdata_template(scratch: Path) -> Path | None:
-    import fcntl
     import hashlib
 
     import platformdirs

@@ -13,9 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import httpx
-
-from .accounts import tls_context
+from .launcher import health
 
 # How a feature names a signing secret a deployment might start with -> the secret.
 START_SECRETS = {
@@ -48,15 +46,12 @@ async def start_instance(services, settings, mode: str, secret: str, within: flo
     backend = services._launch(f"start-up-{mode}-{secrets.token_hex(2)}", environment)
     served, deadline = False, time.monotonic() + within
     try:
-        async with httpx.AsyncClient(timeout=1.0, verify=tls_context()) as client:
-            while time.monotonic() < deadline and backend.process.poll() is None:
-                try:
-                    if (await client.get(backend.url + "/health")).status_code == 200:
-                        served = True
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
+        while time.monotonic() < deadline and backend.process.poll() is None:
+            status, _ = await asyncio.to_thread(health, backend.url)
+            if status == 200:
+                served = True
+                break
+            await asyncio.sleep(0.05)
     finally:
         await asyncio.to_thread(services.stop_backend, backend)
     lines = [line for line in backend.log_tail(200).splitlines() if line.strip()]

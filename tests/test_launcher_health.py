@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support.launcher import EmbeddedServices, LaunchError, _health
+from support.launcher import EmbeddedServices, LaunchError, health
 
 # Serves /health on the inherited listening socket (--fd N, as the launcher passes it), always 503.
 NEVER_READY = """
@@ -50,14 +50,14 @@ def answering():
 
 
 def test_health_reads_the_status_and_the_start_of_the_body(answering):
-    assert _health(answering) == (200, '{"status": "ok"}')
+    assert health(answering) == (200, '{"status": "ok"}')
 
 
 def test_health_says_what_went_wrong_when_nothing_listens():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    status, problem = _health(f"http://127.0.0.1:{port}")
+    status, problem = health(f"http://127.0.0.1:{port}")
     assert status == 0 and "refused" in problem.lower()
 
 
